@@ -9,7 +9,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
@@ -125,6 +125,20 @@ class Case(ConcurrentTransitionMixin, models.Model):
                 fields=["step_due_at"],
                 condition=~Q(state__in=CLOSED_STATES),
                 name="open_case_due_idx",
+            ),
+            # My work and the CAM filter reach open cases through the CAM's partners: one
+            # probe per partner, with the state read from the index.
+            models.Index(
+                fields=["partner", "state"],
+                condition=~Q(state__in=CLOSED_STATES),
+                name="open_case_partner_state_idx",
+            ),
+            # The case list's default view: open cases, newest first, a page at a time.
+            models.Index(
+                F("opened_at").desc(),
+                F("id").desc(),
+                condition=~Q(state__in=CLOSED_STATES),
+                name="open_case_opened_idx",
             ),
             # The deadline sweep reads only rows still owed a reminder or an escalation, so
             # its cost follows the number of steps falling due, not the number of cases.

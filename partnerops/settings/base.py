@@ -3,8 +3,9 @@
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_int, env_list, env_str
+from .env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("PARTNEROPS_VAR_DIR", str(BASE_DIR / "var")))
@@ -86,6 +87,21 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # PostgreSQL's default (4) prices a random read as if from a spinning disk, so with
+    # today's SSDs and a cached working set it prefers hash joins over whole tables to
+    # index probes: My work read all 5,000 open cases to find one CAM's 30. 1.1 is the
+    # usual value for SSD storage; 0 leaves the server's own setting.
+    RANDOM_PAGE_COST = env_float("DATABASE_RANDOM_PAGE_COST", 1.1)
+    if RANDOM_PAGE_COST < 0:
+        raise ImproperlyConfigured(
+            f"DATABASE_RANDOM_PAGE_COST={RANDOM_PAGE_COST!r} must be 0 (server default) or more."
+        )
+    if RANDOM_PAGE_COST:
+        db_options = DATABASES["default"].setdefault("OPTIONS", {})
+        db_options["options"] = " ".join(
+            filter(None, [db_options.get("options"), f"-c random_page_cost={RANDOM_PAGE_COST:g}"])
+        )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
