@@ -11,7 +11,10 @@ from .models import NotificationPreference
 
 @require_GET
 def inbox(request):
-    notifications = request.user.notifications.select_related("case", "case__partner")
+    # The inbox links to a case by id only: no case or partner rows are read.
+    notifications = request.user.notifications.only(
+        "recipient", "kind", "case", "title", "body", "created_at", "read_at", "email_status"
+    )
     page = Paginator(notifications, 25).get_page(request.GET.get("page"))
     return render(request, "notifications/inbox.html", {"page": page})
 
