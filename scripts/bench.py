@@ -599,7 +599,10 @@ def print_table(report: dict) -> None:
             else ""
         )
     )
-    print(f"Results: {report['results_file']} · total {report['duration_s']:.0f} s\n")
+    print(
+        f"Results: {report['results_file']} · plans: {report['explain_file']}"
+        f" · total {report['duration_s']:.0f} s\n"
+    )
 
 
 # ----------------------------------------------------------------------------------- main
@@ -681,6 +684,13 @@ def main(argv=None) -> int:
             gunicorn.kill()
         log.close()
     summarise(args, pages, samples)
+    out = ROOT / args.out
+    explain_file = out.with_name(out.stem + "-explain.md")
+    say(f"EXPLAIN ANALYZE of every page's queries -> {explain_file.relative_to(ROOT)}")
+    page_file = work / "pages.json"
+    page_file.write_text(json.dumps([{k: p[k] for k in ("name", "path", "user")} for p in pages]))
+    explain_file.parent.mkdir(parents=True, exist_ok=True)
+    manage(env, "explain_pages", f"--plan={page_file}", f"--out={explain_file}")
     say("timing the deadline sweep and the service path")
     backend_file = work / "backend.json"
     manage(
@@ -694,7 +704,6 @@ def main(argv=None) -> int:
     vacuum_analyze(db_params(args.database_url))
     ours = next(p for p in pages if p["name"] == "case_list_overdue")
     admin = next(p for p in pages if p["name"] == "admin_case_changelist")
-    out = ROOT / args.out
     report = {
         "finished_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "machine": machine(),
@@ -728,6 +737,7 @@ def main(argv=None) -> int:
         "backend": backend,
         "gunicorn_rss": rss,
         "results_file": str(out.relative_to(ROOT)),
+        "explain_file": str(explain_file.relative_to(ROOT)),
     }
     report["targets"] = targets_check(report)
     report["duration_s"] = round(time.monotonic() - began, 1)

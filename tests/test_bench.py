@@ -47,6 +47,14 @@ def test_bench_commands_refuse_a_database_not_named_bench(command):
     assert not Partner.objects.exists()
 
 
+@pytest.mark.django_db
+def test_explain_pages_refuses_a_database_not_named_bench(tmp_path):
+    plan = tmp_path / "pages.json"
+    plan.write_text('[{"name": "my_work", "path": "/work/", "user": "cam"}]')
+    with pytest.raises(CommandError, match="database named \\*bench\\*"):
+        call_command("explain_pages", plan=str(plan))
+
+
 @pytest.fixture
 def dataset(db):
     sync_roles(apps)
