@@ -1,13 +1,36 @@
 """Reads the case pages need. Each returns a bounded number of queries."""
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field
 
-from django.db.models import Q
+from django.contrib.auth import get_user_model
+from django.db.models import Case as Switch
+from django.db.models import Count, Exists, F, Q, Value, When, Window
+from django.db.models.functions import RowNumber
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
+
+from accounts.roles import Role
 
 from . import access
-from .models import Case, EventKind
-from .process import LANE_PERMISSION, OPEN_STATES, OWNER_LANES, STEPS, CaseState, Lane
+from .models import Case, CaseEvent, EventKind
+from .process import (
+    LANE_PERMISSION,
+    OPEN_STATES,
+    OWNER_LANES,
+    STEPS,
+    CaseState,
+    Lane,
+    step_for_state,
+)
+from .templatetags.case_events import field_label, field_value, state_label
+
+
+def person_name(username, first_name, last_name) -> str:
+    """What User.get_full_name() or the username would show, from columns read as values."""
+    return f"{first_name or ''} {last_name or ''}".strip() or username or ""
 
 
 def _with_list_relations(queryset):
@@ -34,7 +57,97 @@ def my_work(user):
     return _with_list_relations(queryset).order_by("step_due_at", "step_started_at", "pk")
 
 
+# What a case table shows, read as tuples: a page of cases then costs no Case, Partner
+# or User objects, which was most of My work's time at scale.
+LIST_COLUMNS = (
+    "pk",
+    "state",
+    "step_due_at",
+    "offboard_date",
+    "partner__display_name",
+    "partner__cam__username",
+    "partner__cam__first_name",
+    "partner__cam__last_name",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRow:
+    pk: int
+    url: str
+    partner_name: str
+    cam_name: str
+    state_label: str
+    lane_label: str
+    due: str  # in the organisation's time zone, "" when the case has no step due
+    overdue: bool
+    offboard_date: str
+
+
+def list_values(queryset):
+    """`queryset` (ordered, filtered) narrowed to the columns of a case table."""
+    return queryset.values_list(*LIST_COLUMNS)
+
+
+def case_rows(values) -> list[CaseRow]:
+    """Rows for a case table from `list_values` tuples (a page of them)."""
+    now = timezone.now()
+    labels = {}
+    rows = []
+    for pk, state, due_at, offboard_date, partner, username, first, last in values:
+        if state not in labels:
+            step = step_for_state(state)
+            labels[state] = (str(CaseState(state).label), str(step.lane.label) if step else "")
+        state_label, lane_label = labels[state]
+        rows.append(
+            CaseRow(
+                pk=pk,
+                url=reverse("case_detail", args=[pk]),
+                partner_name=partner,
+                cam_name=person_name(username, first, last),
+                state_label=state_label,
+                lane_label=lane_label,
+                due=timezone.localtime(due_at).strftime("%Y-%m-%d %H:%M") if due_at else "",
+                overdue=bool(state in OPEN_STATES and due_at and due_at < now),
+                offboard_date=offboard_date.isoformat() if offboard_date else "",
+            )
+        )
+    return rows
+
+
 CASE_FILTER_STATES = [("open", "Open"), *CaseState.choices]
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    value: str
+    label: str
+    selected: bool
+
+
+def _options(choices, chosen) -> list[Option]:
+    return [Option(str(value), str(label), str(value) == chosen) for value, label in choices]
+
+
+def case_filter_options(user, *, state, lane, cam_id) -> dict:
+    """The case list's filter choices with their labels read once (not per option)."""
+    options = {
+        "state_options": _options(CASE_FILTER_STATES, state),
+        "lane_options": _options(((item.value, item.label) for item in Lane), lane),
+        "cam_options": [],
+    }
+    if access.sees_all_cases(user):
+        cams = (
+            get_user_model()
+            .objects.filter(groups__name=Role.CAM)
+            .order_by("username")
+            .values_list("pk", "username", "first_name", "last_name")
+        )
+        options["cam_options"] = _options(
+            ((pk, person_name(username, first, last)) for pk, username, first, last in cams),
+            str(cam_id or ""),
+        )
+    return options
 
 
 def case_list(user, *, state="", lane="", cam_id=None, overdue=False, search=""):
@@ -64,43 +177,177 @@ def case_detail(user, pk):
     )
 
 
-HISTORY_SHOWN = 100
+# The case page shows the latest events; "Show the whole history" (?history=all) shows all.
+HISTORY_SHOWN = 25
+
+EVENT_KIND_LABELS = dict(EventKind.choices)
+STEP_HEADINGS = {step.number: f"Step {step.number} · {step.title}" for step in STEPS}
+EVENT_COLUMNS = (
+    "pk",
+    "kind",
+    "step_number",
+    "from_state",
+    "to_state",
+    "created_at",
+    "due_at",
+    "note",
+    "actor__username",
+    "actor__first_name",
+    "actor__last_name",
+    "evidence__pk",
+    "evidence__original_name",
+    "evidence__size",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceLink:
+    url: str
+    name: str
+    size: str  # human-readable
+
+
+@dataclass(slots=True)
+class EventRow:
+    """One event of a case, ready to show: the template needs no lookups or filters."""
+
+    pk: int
+    kind: str
+    step_number: int | None
+    created_at: dt.datetime
+    actor_username: str
+    heading: str = ""  # "Step 5 · Update the partner record", or the kind of event
+    is_payment: bool = False
+    when: str = ""  # created_at in the current time zone, "YYYY-MM-DD HH:MM"
+    actor_name: str = ""
+    to_state_label: str = ""  # the state the event moved the case to, if it moved it
+    late: bool = False
+    on_time: bool = False
+    items: list = field(default_factory=list)  # (label, value) of the event's data
+    note: str = ""
+    files: list = field(default_factory=list)  # EvidenceLink
 
 
 @dataclass
 class History:
-    events: list  # oldest first
+    events: list  # EventRow, oldest first
     complete: bool  # False when only the latest HISTORY_SHOWN events are in `events`
-    step_events: list  # every completed step, for the swimlane
+    step_events: list  # EventRow of every completed step, for the swimlane
+
+
+def _local(moment, fmt):
+    return timezone.localtime(moment).strftime(fmt)
+
+
+def _shown_row(values, data) -> EventRow:
+    (pk, kind, step_number, from_state, to_state, created_at, due_at, note, username) = values[:9]
+    first, last = values[9:11]
+    late = bool(due_at and created_at > due_at)
+    return EventRow(
+        pk=pk,
+        kind=kind,
+        step_number=step_number,
+        created_at=created_at,
+        actor_username=username,
+        heading=(STEP_HEADINGS.get(step_number) if step_number else None)
+        or EVENT_KIND_LABELS.get(kind, kind),
+        is_payment=kind == EventKind.PAYMENT_RECORDED,
+        when=_local(created_at, "%Y-%m-%d %H:%M"),
+        actor_name=person_name(username, first, last),
+        to_state_label=state_label(to_state) if to_state and to_state != from_state else "",
+        late=late,
+        on_time=bool(due_at) and not late,
+        items=[(field_label(key), field_value(value, key) or "—") for key, value in data.items()]
+        if isinstance(data, dict)
+        else [],
+        note=note,
+    )
 
 
 def case_history(case, *, everything: bool = False) -> History:
     """The case's events, oldest first: all of them, or the latest HISTORY_SHOWN of a long
-    history (then the swimlane's completed steps are read separately)."""
-    events = case.events.select_related("actor").prefetch_related("evidence")
+    history, and every completed step (for the swimlane), with their evidence files.
+
+    One query whatever the length of the history: the latest events and the completed steps,
+    joined to their evidence (one row per file). The stored data (a step 7 decision keeps the
+    whole open balance) is read only for the events shown.
+    """
+    events = CaseEvent.objects.filter(case=case)
     if everything:
-        rows = list(events.order_by("created_at", "pk"))
-        return History(rows, True, rows)
-    rows = list(events.order_by("-created_at", "-pk")[: HISTORY_SHOWN + 1])
-    complete = len(rows) <= HISTORY_SHOWN
-    rows = rows[:HISTORY_SHOWN][::-1]
-    step_events = (
-        rows
-        if complete
-        else list(
-            case.events.filter(kind=EventKind.STEP_COMPLETED)
-            .select_related("actor")
-            .order_by("created_at", "pk")
+        events = events.annotate(shown=Value(True), shown_data=F("data"))
+    else:
+        latest = Q(pk__in=events.order_by("-created_at", "-pk").values("pk")[: HISTORY_SHOWN + 1])
+        events = events.filter(latest | Q(kind=EventKind.STEP_COMPLETED)).annotate(
+            shown=Switch(When(latest, then=Value(True)), default=Value(False)),
+            shown_data=Switch(When(latest, then=F("data")), default=None),
         )
+    rows = events.order_by("created_at", "pk", "evidence__pk").values_list(
+        *EVENT_COLUMNS, "shown", "shown_data"
     )
-    return History(rows, complete, step_events)
+    shown, step_events = [], []
+    row = None
+    for values in rows:
+        *_, file_pk, file_name, file_size, is_shown, data = values
+        if row is None or row.pk != values[0]:  # a new event; else another file of this one
+            if is_shown:
+                row = _shown_row(values, data)
+                shown.append(row)
+            else:  # a completed step older than the events shown: for the swimlane only
+                pk, kind, step_number, *_ = values
+                row = EventRow(pk, kind, step_number, values[5], values[8])
+            if row.kind == EventKind.STEP_COMPLETED:
+                step_events.append(row)
+        if file_pk is not None and is_shown:
+            row.files.append(
+                EvidenceLink(
+                    reverse("evidence_download", args=[file_pk]),
+                    file_name,
+                    filesizeformat(file_size),
+                )
+            )
+    complete = everything or len(shown) <= HISTORY_SHOWN
+    return History(shown if complete else shown[1:], complete, step_events)
 
 
-@dataclass
+@dataclass(slots=True)
 class SwimlaneCell:
     step: object
     status: str  # done, current, upcoming, skipped, cancelled
-    event: object = None
+    event: object = None  # the EventRow that completed the step
+    title: str = ""  # "7. Money on the table — done"
+    done_at: str = ""  # when the step was completed, "MM-DD HH:MM"
+    done_on: str = ""  # the same, "YYYY-MM-DD HH:MM"
+    empty = ""  # not a run of empty cells (see EmptyCells)
+
+
+@dataclass(frozen=True, slots=True)
+class EmptyCells:
+    """Consecutive steps of other lanes in a lane's row: their empty cells, as HTML."""
+
+    empty: str
+
+
+def _lane_layout():
+    """Per lane, the indexes into STEPS of its steps, with the runs of other lanes' steps
+    between them as EmptyCells. The process does not change while it runs: built once."""
+    layout = []
+    for lane in Lane:
+        parts, run = [], 0
+        for index, step in enumerate(STEPS):
+            if step.lane != lane:
+                run += 1
+                continue
+            if run:
+                parts.append(EmptyCells(mark_safe('<td class="step-empty"></td>' * run)))
+            parts.append(index)
+            run = 0
+        if run:
+            parts.append(EmptyCells(mark_safe('<td class="step-empty"></td>' * run)))
+        layout.append((lane, parts))
+    return layout
+
+
+LANE_LAYOUT = _lane_layout()
 
 
 def swimlane(case, step_events):
@@ -114,7 +361,8 @@ def swimlane(case, step_events):
     furthest = max([*completed, current.number if current else 0])
     cells = []
     for step in STEPS:
-        if step.number in completed:
+        event = completed.get(step.number)
+        if event is not None:
             status = "done"
         elif current and step.number == current.number:
             status = "current"
@@ -124,8 +372,73 @@ def swimlane(case, step_events):
             status = "skipped"
         else:
             status = "upcoming"
-        cells.append(SwimlaneCell(step, status, completed.get(step.number)))
+        cell = SwimlaneCell(step, status, event, f"{step.number}. {step.title} — {status}")
+        if event is not None:
+            local = timezone.localtime(event.created_at)
+            cell.done_at = local.strftime("%m-%d %H:%M")
+            cell.done_on = local.strftime("%Y-%m-%d %H:%M")
+        cells.append(cell)
     return [
-        {"lane": lane, "cells": [c if c.step.lane == lane else None for c in cells]}
-        for lane in Lane
+        {"lane": lane, "cells": [cells[p] if isinstance(p, int) else p for p in parts]}
+        for lane, parts in LANE_LAYOUT
     ], cells
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRow:
+    paid_on: str  # YYYY-MM-DD
+    amount: object
+    currency: str
+    payout_reference: str
+    method_label: str
+    reference: str
+    recorded_by: str
+
+
+@dataclass
+class CasePayments:
+    shown: list  # PaymentRow, newest first
+    total: int  # how many payments the case has
+    by_user: bool  # whether the user recorded any of them (Decision B's four eyes)
+
+
+def case_payments(case, user, limit: int) -> CasePayments:
+    """The newest `limit` payments recorded on the case, how many there are in all and
+    whether `user` recorded one: one query."""
+    from payouts.models import Payment, PaymentMethod
+
+    methods = dict(PaymentMethod.choices)
+    newest_first = [F("paid_on").desc(), F("pk").desc()]
+    rows = list(
+        Payment.objects.filter(case=case)
+        .annotate(
+            # Numbered rather than LIMITed: with a LIMIT, PostgreSQL walks the whole table's
+            # paid_on index looking for this case's rows instead of reading just them.
+            number=Window(RowNumber(), order_by=newest_first),
+            total=Window(Count("pk")),
+            by_user=Exists(Payment.objects.filter(case=case, recorded_by_id=user.pk)),
+        )
+        .filter(number__lte=limit)
+        .order_by(*newest_first)
+        .values_list(
+            "paid_on",
+            "amount",
+            "currency",
+            "payout__reference",
+            "method",
+            "reference",
+            "recorded_by__username",
+            "total",
+            "by_user",
+        )
+    )
+    return CasePayments(
+        [
+            PaymentRow(
+                paid_on.isoformat(), amount, currency, payout, methods.get(method, method), ref, by
+            )
+            for paid_on, amount, currency, payout, method, ref, by, _, _ in rows
+        ],
+        rows[0][-2] if rows else 0,
+        bool(rows and rows[0][-1]),
+    )

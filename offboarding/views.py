@@ -1,9 +1,14 @@
 """Case pages. Thin: load through the access helpers, validate a form, call a service."""
 
+from dataclasses import dataclass
+from decimal import Decimal
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.functional import cached_property
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import Role, has_role
@@ -22,10 +27,30 @@ def _page(request, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
+class CasePaginator(Paginator):
+    """Pages the table's rows, but counts the cases themselves: without the joins the
+    rows need, the count reads only an index."""
+
+    def __init__(self, rows, per_page, *, cases):
+        super().__init__(rows, per_page)
+        self.cases = cases
+
+    @cached_property
+    def count(self):
+        return self.cases.count()
+
+
+def _case_table(request, cases):
+    """A page of `cases` and its rows, for offboarding/_case_table.html."""
+    paginator = CasePaginator(selectors.list_values(cases), PAGE_SIZE, cases=cases)
+    page = paginator.get_page(request.GET.get("page"))
+    return {"page": page, "rows": selectors.case_rows(page.object_list)}
+
+
 @require_GET
 def my_work(request):
-    cases = _page(request, selectors.my_work(request.user))
-    return render(request, "offboarding/my_work.html", {"page": cases})
+    context = _case_table(request, selectors.my_work(request.user))
+    return render(request, "offboarding/my_work.html", context)
 
 
 @require_GET
@@ -41,22 +66,13 @@ def case_list(request):
         filters["lane"] = ""
     if filters["cam_id"] and not str(filters["cam_id"]).isdigit():
         filters["cam_id"] = None
-    page = _page(request, selectors.case_list(request.user, **filters))
-    template = "offboarding/_case_table.html" if request.htmx else "offboarding/case_list.html"
-    from django.contrib.auth import get_user_model
-
-    cams = get_user_model().objects.filter(groups__name=Role.CAM).order_by("username")
-    return render(
-        request,
-        template,
-        {
-            "page": page,
-            "filters": filters,
-            "state_choices": selectors.CASE_FILTER_STATES,
-            "lanes": list(Lane),
-            "cams": cams if access.sees_all_cases(request.user) else [],
-        },
+    table = _case_table(request, selectors.case_list(request.user, **filters))
+    if request.htmx:
+        return render(request, "offboarding/_case_table.html", table)
+    options = selectors.case_filter_options(
+        request.user, state=filters["state"], lane=filters["lane"], cam_id=filters["cam_id"]
     )
+    return render(request, "offboarding/case_list.html", {**table, **options, "filters": filters})
 
 
 MONEY_STEPS = (7, 8, 9)
@@ -75,11 +91,80 @@ def _money_forms(user, case, given, balance):
         "void_form": (VoidPayoutForm, {"payouts": balance.payouts}),
         "order_form": (ResolveOrderForm, {}),
     }
-    return {
+    shown = {
         # Several forms share a page: each gets its own ids, so every label finds its field.
         name: given.get(name) or form_class(case=case, auto_id=f"id_{name}_%s", **kwargs)
         for name, (form_class, kwargs) in forms.items()
     }
+    if "order_form" not in given:
+        # The open orders are on the page already (the balance, same query and order): offer
+        # them as they are instead of reading them again. A submitted form is validated
+        # against the database by its own view.
+        order = shown["order_form"].fields["order"]
+        order.choices = [
+            ("", order.empty_label),
+            *((o.pk, order.label_from_instance(o)) for o in balance.orders),
+        ]
+    return shown
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceLine:
+    """A row of the case page's open balance: a payout, commission or order, ready to show."""
+
+    reference: str
+    detail: str | None  # the payout's description or the commission's period; None: none
+    kind: str
+    status: str
+    paid: Decimal | None  # what is already paid on a payout, when anything is
+    amount: Decimal  # what is still open
+    currency: str
+
+
+def _balance_lines(balance) -> list[BalanceLine]:
+    from payouts.models import CommissionStatus, OrderStatus, PayoutStatus
+
+    payout_status = dict(PayoutStatus.choices)
+    commission_status = dict(CommissionStatus.choices)
+    order_status = dict(OrderStatus.choices)
+    return [
+        *(
+            BalanceLine(
+                p.reference,
+                p.description,
+                "Payout",
+                payout_status.get(p.status, p.status),
+                p.paid_amount or None,
+                p.remaining,
+                p.currency,
+            )
+            for p in balance.payouts
+        ),
+        *(
+            BalanceLine(
+                c.reference,
+                f"{c.period_start:%Y-%m-%d}–{c.period_end:%Y-%m-%d}",
+                "Commission",
+                commission_status.get(c.status, c.status),
+                None,
+                c.amount,
+                c.currency,
+            )
+            for c in balance.commissions
+        ),
+        *(
+            BalanceLine(
+                o.reference,
+                None,
+                "Open order",
+                order_status.get(o.status, o.status),
+                None,
+                o.amount,
+                o.currency,
+            )
+            for o in balance.orders
+        ),
+    ]
 
 
 def _detail_context(request, case, **given):
@@ -89,12 +174,13 @@ def _detail_context(request, case, **given):
     user = request.user
     step_form = given.get("step_form")
     shows_money = (step is not None and step.number in MONEY_STEPS) or bool(case.money_on_table)
-    payments = list(case.payments.select_related("payout", "recorded_by")) if shows_money else []
+    payments = selectors.case_payments(case, user, PAYMENTS_SHOWN) if shows_money else None
     can_act = False
     waiting_reason = ""
     if step is not None:
         if step.number == 9:
-            payers = {payment.recorded_by_id for payment in payments}
+            # Decision B's four eyes: only whether this user recorded a payment matters.
+            payers = {user.pk} if payments.by_user else set()
             can_act = access.can_verify_payouts(user, case, payers)
             if access.can_perform(user, case, Lane.CAR) and not can_act:
                 waiting_reason = (
@@ -109,6 +195,9 @@ def _detail_context(request, case, **given):
     return {
         "case": case,
         "step": step,
+        "step_due": timezone.localtime(case.step_due_at).strftime("%m-%d %H:%M")
+        if case.step_due_at
+        else "",
         "lanes": lanes,
         "cells": cells,
         "history": history.events,
@@ -119,9 +208,10 @@ def _detail_context(request, case, **given):
         if can_withdraw
         else None,
         "balance": balance,
+        "balance_lines": _balance_lines(balance) if balance else [],
         # The newest few; the final statement lists every payment.
-        "payments": payments[-PAYMENTS_SHOWN:][::-1],
-        "payments_total": len(payments),
+        "payments": payments.shown if payments else [],
+        "payments_total": payments.total if payments else 0,
         **_money_forms(user, case, given, balance),
     }
 

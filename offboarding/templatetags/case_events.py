@@ -1,4 +1,11 @@
-"""Reading an event's stored data as a person would: labels, not field names and codes."""
+"""Reading an event's stored data as a person would: labels, not field names and codes.
+
+The case page's history calls `field_label` and `field_value` in Python (see
+`offboarding.selectors.case_history`); the filters are the same functions for templates.
+The model's fields do not change while the process runs, so their lookups are kept.
+"""
+
+from functools import lru_cache
 
 from django import template
 from django.core.exceptions import FieldDoesNotExist
@@ -8,13 +15,29 @@ from offboarding.process import CaseState
 
 register = template.Library()
 
+STATE_LABELS = dict(CaseState.choices)
+
+
+@lru_cache(maxsize=256)
+def _case_field(key: str):
+    try:
+        return Case._meta.get_field(key)
+    except FieldDoesNotExist:
+        return None
+
+
+@lru_cache(maxsize=256)
+def _choices(key: str) -> dict | None:
+    field = _case_field(key)
+    return None if field is None else dict(field.flatchoices)
+
 
 @register.filter
 def field_label(key: str) -> str:
-    try:
-        return str(Case._meta.get_field(key).verbose_name).capitalize()
-    except FieldDoesNotExist:
+    field = _case_field(key)
+    if field is None:
         return key.replace("_", " ").capitalize()
+    return str(field.verbose_name).capitalize()
 
 
 @register.filter
@@ -33,13 +56,15 @@ def field_value(value, key: str):
         return "Yes" if value else "No"
     if isinstance(value, list):
         return ", ".join(str(item) for item in value) or "—"
-    try:
-        choices = dict(Case._meta.get_field(key).flatchoices)
-    except FieldDoesNotExist:
+    choices = _choices(key)
+    if choices is None:
         return value
-    return choices.get(value, value)
+    try:
+        return choices.get(value, value)
+    except TypeError:  # an unhashable value (a dict) is shown as it is
+        return value
 
 
 @register.filter
 def state_label(state: str) -> str:
-    return dict(CaseState.choices).get(state, state)
+    return STATE_LABELS.get(state, state)
