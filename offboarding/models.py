@@ -18,6 +18,7 @@ from payouts.selectors import mark_payments_after_offboard_date
 
 from . import access
 from .process import (
+    CAR_STATES,
     CLOSED_STATES,
     NOTICE_PERIOD_DAYS,
     STEP_BY_NUMBER,
@@ -132,6 +133,13 @@ class Case(ConcurrentTransitionMixin, models.Model):
                 fields=["partner", "state"],
                 condition=~Q(state__in=CLOSED_STATES),
                 name="open_case_partner_state_idx",
+            ),
+            # The CAR console: its queues (steps 7, 8, 9, 11) soonest due first, and their
+            # counts, read from an index holding only the cases at CAR's steps.
+            models.Index(
+                fields=["state", "step_due_at", "id"],
+                condition=Q(state__in=CAR_STATES),
+                name="car_case_due_idx",
             ),
             # The case list's default view: open cases, newest first, a page at a time.
             models.Index(

@@ -274,6 +274,7 @@ CLOSED_STATES = (CaseState.DONE.value, CaseState.WITHDRAWN.value)
 # A case may be withdrawn until step 5 is completed; after that the partner has been
 # removed from systems and the case must run to Done.
 WITHDRAWABLE_STATES = tuple(state_for(n) for n in range(1, 6))
+CAR_STATES = tuple(step.state for step in STEPS if step.lane == Lane.CAR)
 
 
 def step_for_state(state: str) -> Step | None:

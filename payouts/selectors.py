@@ -2,8 +2,10 @@
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
+
+from django.db.models import Value
 
 from .models import (
     OUTSTANDING_STATUSES,
@@ -88,21 +90,48 @@ def open_balance(partner) -> Balance:
     return Balance(payouts, commissions, orders, dict(sorted(totals.items())))
 
 
-@dataclass
+@dataclass(slots=True)
+class StatementPayout:
+    """The columns of a payout that the statement shows: a plain row, not a model instance,
+    because a statement can run to thousands of lines."""
+
+    pk: int
+    reference: str
+    description: str
+    currency: str
+    status: str
+    amount: Decimal
+    paid_amount: Decimal
+    void_reason: str
+
+
+@dataclass(slots=True)
+class StatementPayment:
+    pk: int
+    reference: str
+    amount: Decimal
+    paid_on: dt.date
+    method: str
+    recorded_by_username: str
+
+
+@dataclass(slots=True)
 class StatementLine:
-    payout: Payout
+    payout: StatementPayout
     owed_at_notice: Decimal
-    payments: list = field(default_factory=list)
+    payments: list  # StatementPayment, oldest first
+    paid_since_notice: Decimal
+    remaining: Decimal
 
-    @property
-    def paid_since_notice(self) -> Decimal:
-        return sum((p.amount for p in self.payments), ZERO)
 
-    @property
-    def remaining(self) -> Decimal:
-        if self.payout.status == PayoutStatus.VOID:
-            return ZERO
-        return self.payout.amount - self.payout.paid_amount
+@dataclass(slots=True)
+class StatementOpenLine:
+    """An open commission or order, listed under the statement as "still open"."""
+
+    pk: int
+    reference: str
+    amount: Decimal
+    currency: str
 
 
 @dataclass
@@ -128,7 +157,7 @@ class Statement:
                             "reference": p.reference,
                             "amount": str(p.amount),
                             "paid_on": p.paid_on.isoformat(),
-                            "by": p.recorded_by.get_username(),
+                            "by": p.recorded_by_username,
                         }
                         for p in line.payments
                     ],
@@ -144,48 +173,107 @@ class Statement:
         }
 
 
+_STATEMENT_COLUMNS = (
+    # the payout
+    "pk",
+    "reference",
+    "description",
+    "currency",
+    "status",
+    "amount",
+    "paid_amount",
+    "void_reason",
+    # one of its payments (all None for a payout never paid)
+    "payments__pk",
+    "payments__amount",
+    "payments__paid_on",
+    "payments__method",
+    "payments__reference",
+    "payments__recorded_by__username",
+)
+
+
 def final_statement(case) -> Statement:
     """What was owed at notice, what has been paid since (line by line), what remains.
 
     A payout belongs on the statement if it was not fully paid before the notice date.
+    One query reads every payout of the partner joined to its payments (a row per payment,
+    or one row for a payout never paid), as plain tuples; a second reads what is still open.
     """
     notice = case.notice_date or case.opened_at.date()
-    payouts = list(
-        Payout.objects.filter(partner_id=case.partner_id).order_by("earned_on", "reference")
+    rows = (
+        Payout.objects.filter(partner_id=case.partner_id)
+        .order_by("earned_on", "reference", "payments__paid_on", "payments__pk")
+        .values_list(*_STATEMENT_COLUMNS)
     )
-    payments = defaultdict(list)
-    paid_before = defaultdict(lambda: ZERO)
-    for payment in (
-        Payment.objects.filter(payout__partner_id=case.partner_id)
-        .select_related("recorded_by")
-        .order_by("paid_on", "pk")
-    ):
-        if payment.paid_on < notice:
-            paid_before[payment.payout_id] += payment.amount
-        else:
-            payments[payment.payout_id].append(payment)
     lines = []
     totals: dict[str, dict[str, Decimal]] = {}
-    for payout in payouts:
-        owed = payout.amount - paid_before[payout.pk]
-        if owed <= 0 and not payments[payout.pk]:
-            continue
-        line = StatementLine(payout, owed, payments[payout.pk])
-        lines.append(line)
-        sums = totals.setdefault(
-            payout.currency, {"owed_at_notice": ZERO, "paid": ZERO, "remaining": ZERO}
-        )
+    void = PayoutStatus.VOID.value
+
+    def add_line(payout, owed, payments):
+        if owed <= 0 and not payments:
+            return
+        paid = sum((p.amount for p in payments), ZERO)
+        remaining = ZERO if payout.status == void else payout.amount - payout.paid_amount
+        lines.append(StatementLine(payout, owed, payments, paid, remaining))
+        sums = totals.get(payout.currency)
+        if sums is None:
+            sums = totals[payout.currency] = {
+                "owed_at_notice": ZERO,
+                "paid": ZERO,
+                "remaining": ZERO,
+            }
         sums["owed_at_notice"] += owed
-        sums["paid"] += line.paid_since_notice
-        sums["remaining"] += line.remaining
+        sums["paid"] += paid
+        sums["remaining"] += remaining
+
+    payout = None
+    owed = ZERO
+    payments: list = []
+    for row in rows:
+        pk, *_payout, payment_pk, amount, paid_on, method, reference, username = row
+        if payout is None or payout.pk != pk:
+            if payout is not None:
+                add_line(payout, owed, payments)
+            payout = StatementPayout(pk, *_payout)
+            owed = payout.amount
+            payments = []
+        if payment_pk is None:
+            continue  # a payout never paid
+        if paid_on < notice:
+            owed -= amount  # paid before the notice: it was not owed at notice
+        else:
+            payments.append(
+                StatementPayment(payment_pk, reference, amount, paid_on, method, username)
+            )
+    if payout is not None:
+        add_line(payout, owed, payments)
+    commissions, orders = _still_open(case.partner_id)
     return Statement(
-        case,
-        case.notice_date,
-        lines,
-        list(open_commissions(case.partner)),
-        list(open_orders(case.partner)),
-        dict(sorted(totals.items())),
+        case, case.notice_date, lines, commissions, orders, dict(sorted(totals.items()))
     )
+
+
+def _still_open(partner_id) -> tuple[list, list]:
+    """The partner's open commissions and open orders (oldest first), in one query."""
+    commissions = (
+        Commission.objects.filter(partner_id=partner_id, status=CommissionStatus.OPEN)
+        .order_by()
+        .annotate(kind=Value("commission"))
+        .values_list("kind", "earned_on", "reference", "pk", "amount", "currency")
+    )
+    orders = (
+        Order.objects.filter(partner_id=partner_id, status=OrderStatus.OPEN)
+        .order_by()
+        .annotate(kind=Value("order"))
+        .values_list("kind", "ordered_on", "reference", "pk", "amount", "currency")
+    )
+    found: dict[str, list] = {"commission": [], "order": []}
+    for kind, _on, reference, pk, amount, currency in sorted(
+        commissions.union(orders, all=True), key=lambda row: row[:3]
+    ):
+        found[kind].append(StatementOpenLine(pk, reference, amount, currency))
+    return found["commission"], found["order"]
 
 
 def payments_after_offboard_date():
@@ -195,6 +283,49 @@ def payments_after_offboard_date():
         .select_related("payout", "payout__partner", "recorded_by", "override")
         .order_by("-paid_on", "-pk")
     )
+
+
+def payments_after_offboard_rows(limit: int) -> list[dict]:
+    """The newest `limit` payments of payments_after_offboard_date(), as the report shows
+    them: only the columns needed, each cell formatted once here (not model instances)."""
+    rows = (
+        Payment.objects.filter(after_offboard_date=True)
+        .order_by("-paid_on", "-pk")
+        .values_list(
+            "pk",
+            "payout__partner__display_name",
+            "payout__partner__offboard_date",
+            "paid_on",
+            "amount",
+            "currency",
+            "reference",
+            "recorded_by__username",
+            "override__reason",
+        )[:limit]
+    )
+    return [
+        {
+            "pk": pk,
+            "partner": partner,
+            "offboard_date": offboard_date.isoformat() if offboard_date else "",
+            "paid_on": paid_on.isoformat(),
+            "amount": f"{amount} {currency}",
+            "reference": reference,
+            "recorded_by": username,
+            "override": reason or "none",
+        }
+        for (
+            pk,
+            partner,
+            offboard_date,
+            paid_on,
+            amount,
+            currency,
+            reference,
+            username,
+            reason,
+        ) in rows
+    ]
 
 
 def mark_payments_after_offboard_date(partner) -> int:

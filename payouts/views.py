@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from offboarding import access, selectors
+from offboarding.models import Case
 from offboarding.process import Lane
 from offboarding.services import ActionRefused, CaseMovedOn
 from offboarding.views import render_case_page
@@ -18,7 +19,8 @@ from . import services
 from .console import car_console
 from .forms import PayInFullForm, PaymentForm, ResolveOrderForm, VoidPayoutForm
 from .models import Payment
-from .selectors import final_statement, payments_after_offboard_date
+from .selectors import final_statement, payments_after_offboard_rows
+from .statement_html import statement_rows_html
 
 
 def _replayed(request, case) -> bool:
@@ -146,13 +148,17 @@ def _can_read_money(user) -> bool:
 
 @require_GET
 def statement(request, pk):
-    case = selectors.case_detail(request.user, pk)
+    case = access.get_case_for(request.user, pk, Case.objects.select_related("partner"))
     if not _can_read_money(request.user):
         raise PermissionDenied("The final statement is for CAR and partner-ops managers.")
     data = final_statement(case)
     if request.GET.get("format") == "csv":
         return _statement_csv(case, data)
-    return render(request, "payouts/statement.html", {"case": case, "statement": data})
+    return render(
+        request,
+        "payouts/statement.html",
+        {"case": case, "statement": data, "statement_rows": statement_rows_html(data.lines)},
+    )
 
 
 def _statement_csv(case, data):
@@ -202,7 +208,7 @@ def _statement_csv(case, data):
                     payment.paid_on,
                     payment.method,
                     payment.amount,
-                    payment.recorded_by.get_username(),
+                    payment.recorded_by_username,
                     line.remaining if last else "",
                     line.payout.void_reason if last else "",
                 ]
@@ -237,5 +243,5 @@ def console(request):
 def payments_after_offboard(request):
     if not _can_read_money(request.user):
         raise PermissionDenied("This report is for CAR and partner-ops managers.")
-    rows = list(payments_after_offboard_date()[:1000])
+    rows = payments_after_offboard_rows(1000)
     return render(request, "payouts/payments_after_offboard.html", {"rows": rows})

@@ -25,7 +25,7 @@ from django.utils import timezone
 from offboarding import services as case_services
 from offboarding.models import Case, CaseEvent, EventKind
 from partners.models import Partner
-from payouts import services
+from payouts import console, services
 from payouts.models import Commission, GuardOverride, Order, Payment, Payout
 from tests.factories import CaseFactory, PartnerFactory, PayoutFactory
 from tests.step_posts import case_at, step_post
@@ -795,6 +795,47 @@ def test_final_statement_access(client, roles, username):
         assert not download.get("Content-Disposition")
 
 
+def test_final_statement_lists_every_line_escaped(client, roles):
+    """Every line of a long statement is on the page, in order, with its payments, status
+    and method labels; text from the ledger is escaped."""
+    world = _money_case(roles)
+    case = world["case"]
+    Payout.objects.filter(pk=world["eur"].pk).update(description="<i>Q3</i> & more")
+    extra = [PayoutFactory(partner=case.partner, amount=Decimal("10.00")) for _ in range(30)]
+    services.record_payment(
+        actor=roles["car"],
+        case_id=case.pk,
+        payout_id=world["usd"].pk,
+        amount=Decimal("50.00"),
+        paid_on=_today(),
+        method="check",
+        reference="CHQ-<1>",
+    )
+    services.void_payout(
+        actor=roles["car"],
+        case_id=case.pk,
+        payout_id=extra[0].pk,
+        reason="Duplicate <of> PO-1",
+        expected_state=case.state,
+    )
+    client.force_login(roles["manager"])
+
+    response = client.get(reverse("final_statement", args=[case.pk]))
+
+    content = response.content.decode()
+    lines = response.context["statement"].lines
+    assert len(lines) == 32
+    body = content.split("<tbody>")[1].split("</tbody>")[0]
+    assert body.count("<tr>") == 32
+    positions = [body.index(f"<td>{line.payout.reference}<br>") for line in lines]
+    assert positions == sorted(positions)
+    assert "<i>Q3</i>" not in content and "&lt;i&gt;Q3&lt;/i&gt; &amp; more" in content
+    assert f"{_today().isoformat()} · CHQ-&lt;1&gt; · Cheque · car · 50.00<br>" in content
+    assert "<td>Void<br><small>Duplicate &lt;of&gt; PO-1</small></td>" in content
+    assert '<td class="text-end">200.00 USD</td></tr>' in content  # 250.00 - 50.00 remains
+    assert "Commission CM-M-" in content and "Order OR-M-" in content
+
+
 @pytest.mark.parametrize("url_name", ["car_console", "payments_after_offboard"])
 @pytest.mark.parametrize("username", [*MONEY_READERS, *NOT_MONEY_READERS])
 def test_console_and_report_access(client, roles, username, url_name):
@@ -823,9 +864,9 @@ def test_console_lists_money_cases_with_balances_and_the_verification_queue(clie
         client.force_login(roles[username])
         response = client.get(reverse("car_console"))
         assert response.status_code == 200
-        rows = {row["case"].pk: row for row in response.context["rows"]}
+        rows = {row["pk"]: row for row in response.context["rows"]}
         assert set(rows) == {at_7.pk, at_8.pk, at_11.pk}
-        queue = {row["case"].pk: row for row in response.context["verification_queue"]}
+        queue = {row["pk"]: row for row in response.context["verification_queue"]}
         assert set(queue) == {at_9.pk}
         assert queue[at_9.pk]["you_paid"] is (username == "car")
         assert rows[at_7.pk]["balance"] == {"EUR": Decimal("99.99"), "USD": Decimal("250.00")}
@@ -840,6 +881,59 @@ def test_console_lists_money_cases_with_balances_and_the_verification_queue(clie
         assert badge in text
         assert not_badge not in text
         assert EMPTY_REPORT in text
+
+
+def test_console_shows_the_first_cases_of_each_list_with_totals_and_links(
+    client, roles, monkeypatch
+):
+    """Lists that grow with the data show their first CONSOLE_LIST_SIZE rows (soonest due
+    first), the total, and a link to the whole list."""
+    monkeypatch.setattr(console, "CONSOLE_LIST_SIZE", 2)
+    now = timezone.now()
+    waiting = [case_at(n, roles) for n in (7, 8, 7, 11)]
+    verifying = [case_at(9, roles) for _ in range(3)]
+    for days, case in enumerate([*waiting, *verifying]):
+        Case.objects.filter(pk=case.pk).update(step_due_at=now + dt.timedelta(days=days + 1))
+    for i in range(3):
+        _forced_late_payment(roles, reference=f"LATE-C-{i}")
+    client.force_login(roles["car"])
+
+    response = client.get(reverse("car_console"))
+
+    context = response.context
+    assert len(context["rows"]) == 2
+    assert context["rows_total"] == len(waiting) + 3
+    assert [row["pk"] for row in context["verification_queue"]] == [c.pk for c in verifying[:2]]
+    assert context["verification_total"] == 3
+    assert len(context["exceptions"]) == 2 and context["more_exceptions"]
+    text = _text(response)
+    assert f"The 2 due soonest of {len(waiting) + 3}." in text
+    assert "The 2 due soonest of 3." in text
+    assert f'{reverse("case_list")}?state=open&lane=car"' in text
+    assert f'{reverse("case_list")}?state=step_9"' in text
+    assert "The latest 2." in text
+    for row in context["verification_queue"]:
+        assert f'href="{reverse("final_statement", args=[row["pk"]])}"' in text
+        assert f'href="{reverse("case_detail", args=[row["pk"]])}"' in text
+
+
+def test_console_rows_escape_partner_names(client, roles):
+    case = case_at(7, roles)
+    Partner.objects.filter(pk=case.partner_id).update(display_name="<b>Bold & Co</b>")
+    client.force_login(roles["car"])
+
+    content = client.get(reverse("car_console")).content.decode()
+
+    assert "<b>Bold" not in content
+    assert "&lt;b&gt;Bold &amp; Co&lt;/b&gt;" in content
+
+
+def test_the_console_index_covers_the_console_states():
+    """The partial index the console reads holds exactly the console's money states."""
+    (index,) = [index for index in Case._meta.indexes if index.name == "car_case_due_idx"]
+    (lookup, states) = index.condition.children[0]
+    assert lookup == "state__in"
+    assert sorted(states) == sorted(console.MONEY_STATES)
 
 
 # ---- the exceptions report ----
@@ -910,8 +1004,8 @@ def test_a_late_payment_needs_an_override_and_is_then_reported(client, roles):
         client.force_login(roles[username])
         report = client.get(reverse("payments_after_offboard"))
         console = client.get(reverse("car_console"))
-        assert [p.pk for p in report.context["rows"]] == [payment.pk]
-        assert [p.pk for p in console.context["exceptions"]] == [payment.pk]
+        assert [p["pk"] for p in report.context["rows"]] == [payment.pk]
+        assert [p["pk"] for p in console.context["exceptions"]] == [payment.pk]
         for response in (report, console):
             text = _text(response)
             assert EMPTY_REPORT not in text
@@ -948,7 +1042,7 @@ def _console_cases(roles, per_state):
             )
 
 
-@pytest.mark.parametrize(("username", "pinned"), [("car", 11), ("manager", 11)])
+@pytest.mark.parametrize(("username", "pinned"), [("car", 9), ("manager", 9)])
 def test_console_query_count_does_not_grow_with_cases(client, roles, username, pinned):
     """N cases at each of steps 7, 8, 9 and 11, then 3N: the same number of queries."""
     client.force_login(roles[username])
@@ -1006,7 +1100,7 @@ def test_statement_query_count_does_not_grow_with_payments(client, roles, fmt):
         ]
     assert counts == [base + N, base + 3 * N]
     assert few == many, f"statement ({fmt}): {few} queries with N payments, {many} with 3N"
-    assert few == {"html": 10, "csv": 9}[fmt]
+    assert few == {"html": 7, "csv": 6}[fmt]
 
 
 def test_exceptions_report_query_count_does_not_grow_with_rows(client, roles):
@@ -1036,4 +1130,4 @@ def test_exceptions_report_query_count_does_not_grow_with_rows(client, roles):
     assert (len(r1.context["rows"]), len(r3.context["rows"])) == (N, 3 * N)
     assert "Override 5" in _text(r3)
     assert few == many, f"payments_after_offboard: {few} queries with N rows, {many} with 3N"
-    assert few == 6
+    assert few == 5
