@@ -8,11 +8,16 @@ lane's role completes a step; everybody else is refused (403 when they can see t
 import datetime as dt
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.backends import ModelBackendOneQuery
 from offboarding.models import Case, CaseEvent, EventKind
 from partners.models import PartnerStatus
 from tests.factories import PartnerFactory
@@ -339,3 +344,29 @@ def test_admin_transition_form_withdraw_only_owner_or_manager(client, roles):
         expected = "withdrawn" if username in ("cam", "manager") else "step_4"
         assert case.state == expected, username
     assert CaseEvent.objects.filter(kind=EventKind.WITHDRAWN).count() == 2
+
+
+# ---- the one-query permissions backend ----
+
+
+def test_one_query_backend_grants_what_django_model_backend_grants(roles):
+    """Own and group permissions, a superuser's all, an inactive user's none: as Django's
+    ModelBackend decides, in one query instead of two."""
+    User = get_user_model()
+    roles["cam"].user_permissions.add(Permission.objects.get(codename="view_all_cases"))
+    User.objects.filter(pk=roles["car2"].pk).update(is_active=False)
+    superuser = User.objects.create_superuser("root-check", "root@example.com", "x")
+    people = [roles[name] for name in ("cam", "car", "manager", "nobody", "car2")] + [superuser]
+    for person in people:
+        expected = ModelBackend().get_all_permissions(User.objects.get(pk=person.pk))
+        fresh = User.objects.get(pk=person.pk)
+        with CaptureQueriesContext(connection) as queries:
+            granted = ModelBackendOneQuery().get_all_permissions(fresh)
+        assert granted == expected, person.username
+        assert len(queries) == (1 if fresh.is_active else 0), person.username
+    assert "offboarding.view_all_cases" in ModelBackendOneQuery().get_all_permissions(
+        User.objects.get(pk=roles["cam"].pk)
+    )
+    assert (
+        ModelBackendOneQuery().get_all_permissions(User.objects.get(pk=roles["car2"].pk)) == set()
+    )

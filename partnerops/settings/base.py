@@ -110,6 +110,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Django's backend with a user's permissions read in one query rather than two.
+AUTHENTICATION_BACKENDS = ["accounts.backends.ModelBackendOneQuery"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "my_work"
 LOGOUT_REDIRECT_URL = "login"
