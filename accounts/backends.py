@@ -3,7 +3,24 @@
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
-from django.db.models import Q
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+
+
+def _permissions_sql() -> str:
+    """A user's own and group permissions as (app_label, codename). Written as SQL because
+    the ORM spent twice the database's time building this query on every request."""
+    user_model = get_user_model()
+    own = user_model.user_permissions.through._meta.db_table
+    memberships = user_model.groups.through._meta.db_table
+    grouped = Group.permissions.through._meta.db_table
+    return (
+        f"SELECT ct.app_label, p.codename FROM {Permission._meta.db_table} p "
+        f"JOIN {ContentType._meta.db_table} ct ON ct.id = p.content_type_id "
+        f"WHERE p.id IN (SELECT permission_id FROM {own} WHERE user_id = %s "
+        f"UNION SELECT gp.permission_id FROM {grouped} gp "
+        f"JOIN {memberships} ug ON ug.group_id = gp.group_id WHERE ug.user_id = %s)"
+    )
 
 
 class ModelBackendOneQuery(ModelBackend):
@@ -16,17 +33,10 @@ class ModelBackendOneQuery(ModelBackend):
             return set()
         if not hasattr(user_obj, "_perm_cache"):
             if user_obj.is_superuser:
-                perms = Permission.objects.all()
+                rows = Permission.objects.values_list("content_type__app_label", "codename")
             else:
-                own = get_user_model().user_permissions.through.objects.filter(user=user_obj)
-                grouped = Group.permissions.through.objects.filter(group__user=user_obj)
-                perms = Permission.objects.filter(
-                    Q(pk__in=own.values("permission")) | Q(pk__in=grouped.values("permission"))
-                )
-            user_obj._perm_cache = {
-                f"{app_label}.{codename}"
-                for app_label, codename in perms.values_list(
-                    "content_type__app_label", "codename"
-                ).order_by()
-            }
+                with connection.cursor() as cursor:
+                    cursor.execute(_permissions_sql(), [user_obj.pk, user_obj.pk])
+                    rows = cursor.fetchall()
+            user_obj._perm_cache = {f"{app_label}.{codename}" for app_label, codename in rows}
         return user_obj._perm_cache
