@@ -122,10 +122,12 @@ class Case(ConcurrentTransitionMixin, models.Model):
         ]
         indexes = [
             models.Index(fields=["state", "step_started_at"]),
+            # Overdue open cases, and the ids and opening times the case list pages by.
             models.Index(
                 fields=["step_due_at"],
+                include=["opened_at", "id"],
                 condition=~Q(state__in=CLOSED_STATES),
-                name="open_case_due_idx",
+                name="open_case_due_covering_idx",
             ),
             # My work and the CAM filter reach open cases through the CAM's partners: one
             # probe per partner. The index carries what the table and its order need, so
