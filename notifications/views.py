@@ -5,18 +5,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from . import selectors
 from .forms import PreferencesForm
 from .models import NotificationPreference
 
 
 @require_GET
 def inbox(request):
-    # The inbox links to a case by id only: no case or partner rows are read.
-    notifications = request.user.notifications.only(
-        "recipient", "kind", "case", "title", "body", "created_at", "read_at", "email_status"
-    )
-    page = Paginator(notifications, 25).get_page(request.GET.get("page"))
-    return render(request, "notifications/inbox.html", {"page": page})
+    page = Paginator(selectors.inbox_ids(request.user), 25).get_page(request.GET.get("page"))
+    rows = selectors.inbox_rows(list(page.object_list))
+    return render(request, "notifications/inbox.html", {"page": page, "rows": rows})
 
 
 @require_POST
