@@ -235,6 +235,18 @@ class LicenceForm(StepForm):
                 is_membership=True, status=LicenceStatus.ACTIVE
             )
 
+    def clean(self):
+        cleaned = super().clean()
+        if "licence" in self.errors and not self.fields["licence"].queryset.exists():
+            # With nothing to choose, the field shows no options to hang its error on.
+            self.add_error(
+                None,
+                "This partner has no active $0 membership licence on record to suspend. "
+                "Check the licence system, correct the partner's licences, then complete "
+                "this step.",
+            )
+        return cleaned
+
 
 class MoneyOnTableForm(StepForm):
     """Step 7."""

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from offboarding.models import CaseEvent, EventKind
+from partners.models import LicenceStatus
 from payouts.models import Payment
 from tests.step_posts import case_at, step_post
 
@@ -79,6 +80,21 @@ def test_legal_action_without_a_document_is_refused(client, roles):
     case.refresh_from_db()
     assert case.state == "step_2"
     assert case.events.count() == 2
+
+
+def test_step_6_with_no_active_membership_licence_says_so(client, roles):
+    """Nothing to choose: the page says why the step cannot be completed yet."""
+    case = case_at(6, roles)
+    data = step_post(case, 6)
+    case.partner.licences.filter(is_membership=True).update(status=LicenceStatus.SUSPENDED)
+    client.force_login(roles["salesops"])
+
+    response = client.post(reverse("complete_step", args=[case.pk, 6]), data)
+
+    assert response.status_code == 400
+    assert "no active $0 membership licence on record" in _text(response)
+    case.refresh_from_db()
+    assert case.state == "step_6"
 
 
 @pytest.mark.parametrize(
