@@ -6,6 +6,7 @@ from .models import EmailStatus, Notification, NotificationPreference
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
+    show_full_result_count = False  # hundreds of thousands of rows
     list_display = (
         "title",
         "recipient",

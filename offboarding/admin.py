@@ -47,6 +47,8 @@ class CaseAdmin(FSMAdminMixin, admin.ModelAdmin):
     list_display = ("id", "partner", "state", "step_due_at", "offboard_date", "opened_at")
     list_filter = ("state",)
     list_select_related = ("partner",)
+    # "N of 105,000 total" would count every case on every filtered page.
+    show_full_result_count = False
     search_fields = ("partner__display_name", "partner__record_id")
     inlines = [CaseEventInline]
 

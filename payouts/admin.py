@@ -11,6 +11,9 @@ from .models import Commission, GuardOverride, Order, Payment, Payout
 
 
 class ReadOnlyLedgerAdmin(admin.ModelAdmin):
+    # Ledger tables run to millions of rows: no full count on every filtered page.
+    show_full_result_count = False
+
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
 
