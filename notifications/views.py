@@ -14,7 +14,11 @@ from .models import NotificationPreference
 def inbox(request):
     page = Paginator(selectors.inbox_ids(request.user), 25).get_page(request.GET.get("page"))
     rows = selectors.inbox_rows(list(page.object_list))
-    return render(request, "notifications/inbox.html", {"page": page, "rows": rows})
+    return render(
+        request,
+        "notifications/inbox.html",
+        {"page": page, "rows": rows, "inbox_limit": selectors.INBOX_LIMIT},
+    )
 
 
 @require_POST

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifications import delivery, tasks
+from notifications import selectors as notification_selectors
 from notifications import services as notify
 from notifications.models import (
     Delivery,
@@ -432,6 +433,22 @@ def test_inbox_lists_only_my_notifications_and_the_navbar_counts_unread(client, 
     assert unread_badge(response) >= 3
     # The count is in the navbar of every page.
     assert unread_badge(client.get(reverse("my_work"))) == unread_badge(response)
+
+
+def test_inbox_pages_through_the_latest_notifications_only(client, roles, case, monkeypatch):
+    monkeypatch.setattr(notification_selectors, "INBOX_LIMIT", 3)
+    rows = [outbox_row(roles["salesops"], case, title=f"Numbered {n}") for n in range(5)]
+    for age, row in enumerate(rows):
+        Notification.objects.filter(pk=row.pk).update(
+            created_at=timezone.now() - dt.timedelta(minutes=age)
+        )
+    client.force_login(roles["salesops"])
+
+    content = client.get(reverse("inbox")).content.decode()
+
+    assert [n for n in range(5) if f"Numbered {n}<" in content] == [0, 1, 2]
+    assert "lists your latest 3 notifications; older ones are kept" in content
+    assert Notification.objects.filter(recipient=roles["salesops"]).count() >= 5
 
 
 def test_mark_read_is_post_only_and_only_for_my_own(client, roles, case, inbox_rows):
