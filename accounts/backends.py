@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 
 
@@ -26,7 +27,12 @@ def _permissions_sql() -> str:
 class ModelBackendOneQuery(ModelBackend):
     """Django's ModelBackend, but a user's own and group permissions come from one query
     instead of two. Nearly every page checks a permission, so this saves a round trip per
-    request; the rules (inactive users have none, superusers have all) are Django's."""
+    request; the rules (inactive users have none, superusers have all) are Django's.
+
+    Its answer is final: a refusal raises PermissionDenied, which stops Django asking the
+    backends listed after it. Django's own ModelBackend stays listed after this one only so
+    that sessions signed in through it (before this backend existed) stay signed in.
+    """
 
     def get_all_permissions(self, user_obj, obj=None):
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
@@ -40,3 +46,13 @@ class ModelBackendOneQuery(ModelBackend):
                     rows = cursor.fetchall()
             user_obj._perm_cache = {f"{app_label}.{codename}" for app_label, codename in rows}
         return user_obj._perm_cache
+
+    def has_perm(self, user_obj, perm, obj=None):
+        if super().has_perm(user_obj, perm, obj=obj):
+            return True
+        raise PermissionDenied
+
+    def has_module_perms(self, user_obj, app_label):
+        if super().has_module_perms(user_obj, app_label):
+            return True
+        raise PermissionDenied

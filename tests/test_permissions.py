@@ -370,3 +370,22 @@ def test_one_query_backend_grants_what_django_model_backend_grants(roles):
     assert (
         ModelBackendOneQuery().get_all_permissions(User.objects.get(pk=roles["car2"].pk)) == set()
     )
+
+
+def test_sessions_signed_in_through_djangos_backend_stay_signed_in(client, roles):
+    """Sessions from before the one-query backend name Django's ModelBackend: still valid."""
+    client.force_login(roles["cam"], backend="django.contrib.auth.backends.ModelBackend")
+    response = client.get(reverse("my_work"))
+    assert response.status_code == 200
+    assert response.context["user"] == roles["cam"]
+
+
+def test_a_refusal_is_final_and_costs_no_second_backend(roles):
+    """Django's ModelBackend, listed after ours, is never asked: no more permission queries."""
+    cam = get_user_model().objects.get(pk=roles["cam"].pk)
+    with CaptureQueriesContext(connection) as queries:
+        assert not cam.has_perm("offboarding.view_all_cases")
+        assert not cam.has_perm("offboarding.perform_car_steps")
+        assert not cam.has_module_perms("payouts")
+        assert cam.has_perm("offboarding.view_case")
+    assert len(queries) == 1

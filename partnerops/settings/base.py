@@ -110,8 +110,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Django's backend with a user's permissions read in one query rather than two.
-AUTHENTICATION_BACKENDS = ["accounts.backends.ModelBackendOneQuery"]
+# Django's backend with a user's permissions read in one query rather than two. Its answers
+# are final; Django's own backend follows only to keep sessions signed in through it valid.
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.ModelBackendOneQuery",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "my_work"
 LOGOUT_REDIRECT_URL = "login"
