@@ -1,5 +1,4 @@
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -12,13 +11,9 @@ from .models import NotificationPreference
 
 @require_GET
 def inbox(request):
-    page = Paginator(selectors.inbox_ids(request.user), 25).get_page(request.GET.get("page"))
-    rows = selectors.inbox_rows(list(page.object_list))
-    return render(
-        request,
-        "notifications/inbox.html",
-        {"page": page, "rows": rows, "inbox_limit": selectors.INBOX_LIMIT},
-    )
+    page = selectors.inbox_page(request.user, request.GET.get("page"))
+    rows = selectors.inbox_rows(page.object_list)
+    return render(request, "notifications/inbox.html", {"page": page, "rows": rows})
 
 
 @require_POST

@@ -435,20 +435,30 @@ def test_inbox_lists_only_my_notifications_and_the_navbar_counts_unread(client, 
     assert unread_badge(client.get(reverse("my_work"))) == unread_badge(response)
 
 
-def test_inbox_pages_through_the_latest_notifications_only(client, roles, case, monkeypatch):
-    monkeypatch.setattr(notification_selectors, "INBOX_LIMIT", 3)
+def test_inbox_pages_reach_every_notification_without_counting_them(
+    client, roles, case, monkeypatch
+):
+    monkeypatch.setattr(notification_selectors, "INBOX_PAGE_SIZE", 2)
+    Notification.objects.filter(recipient=roles["salesops"]).delete()
     rows = [outbox_row(roles["salesops"], case, title=f"Numbered {n}") for n in range(5)]
     for age, row in enumerate(rows):
         Notification.objects.filter(pk=row.pk).update(
-            created_at=timezone.now() - dt.timedelta(minutes=age)
+            created_at=timezone.now() - dt.timedelta(days=400 * age)
         )
     client.force_login(roles["salesops"])
 
-    content = client.get(reverse("inbox")).content.decode()
+    seen, pages = [], {}
+    for number in (1, 2, 3, 4):
+        content = client.get(reverse("inbox"), {"page": number}).content.decode()
+        pages[number] = content
+        seen.append([n for n in range(5) if f"Numbered {n}<" in content])
 
-    assert [n for n in range(5) if f"Numbered {n}<" in content] == [0, 1, 2]
-    assert "lists your latest 3 notifications; older ones are kept" in content
-    assert Notification.objects.filter(recipient=roles["salesops"]).count() >= 5
+    assert seen == [[0, 1], [2, 3], [4], []]  # newest first; the oldest is on page 3
+    assert 'href="?page=2">Older' in pages[1] and "Newer" not in pages[1]
+    assert 'href="?page=2">Newer' in pages[3] and "Older" not in pages[3]
+    assert "Nothing here." in pages[4]
+    for bad in ("x", "-3", "0"):
+        assert "Numbered 0<" in client.get(reverse("inbox"), {"page": bad}).content.decode()
 
 
 def test_mark_read_is_post_only_and_only_for_my_own(client, roles, case, inbox_rows):

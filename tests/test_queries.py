@@ -261,7 +261,7 @@ def test_partner_detail(client, roles, username, pinned):
 # ---- inbox ----
 
 
-@pytest.mark.parametrize(("username", "pinned"), [("cam", 6), ("manager", 6)])
+@pytest.mark.parametrize(("username", "pinned"), [("cam", 5), ("manager", 5)])
 def test_inbox(client, roles, username, pinned):
     user = roles[username]
     client.force_login(user)
