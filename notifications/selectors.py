@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 
 from django.urls import reverse
-from django.utils import timezone
+
+from partnerops.display import local_minute
 
 from .models import EmailStatus, Notification, NotificationKind
 
@@ -81,7 +82,7 @@ def inbox_rows(notification_ids) -> list[InboxRow]:
                 pk=pk,
                 title=title,
                 body=body,
-                when=timezone.localtime(created_at).strftime("%Y-%m-%d %H:%M"),
+                when=local_minute(created_at),
                 kind_label=kinds.get(kind, kind),
                 email_label=statuses.get(email_status, email_status),
                 unread=read_at is None,

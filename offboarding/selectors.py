@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from accounts.roles import Role
+from partnerops.display import local_minute
 
 from . import access
 from .models import Case, CaseEvent, EventKind
@@ -111,7 +112,7 @@ def case_rows(case_ids) -> list[CaseRow]:
                 cam_name=person_name(username, first, last),
                 state_label=state_label,
                 lane_label=lane_label,
-                due=timezone.localtime(due_at).strftime("%Y-%m-%d %H:%M") if due_at else "",
+                due=local_minute(due_at),
                 overdue=bool(state in OPEN_STATES and due_at and due_at < now),
                 offboard_date=offboard_date.isoformat() if offboard_date else "",
             )
@@ -241,10 +242,6 @@ class History:
     step_events: list  # EventRow of every completed step, for the swimlane
 
 
-def _local(moment, fmt):
-    return timezone.localtime(moment).strftime(fmt)
-
-
 def _shown_row(values, data) -> EventRow:
     (pk, kind, step_number, from_state, to_state, created_at, due_at, note, username) = values[:9]
     first, last = values[9:11]
@@ -258,7 +255,7 @@ def _shown_row(values, data) -> EventRow:
         heading=(STEP_HEADINGS.get(step_number) if step_number else None)
         or EVENT_KIND_LABELS.get(kind, kind),
         is_payment=kind == EventKind.PAYMENT_RECORDED,
-        when=_local(created_at, "%Y-%m-%d %H:%M"),
+        when=local_minute(created_at),
         actor_name=person_name(username, first, last),
         to_state_label=state_label(to_state) if to_state and to_state != from_state else "",
         late=late,
@@ -380,9 +377,8 @@ def swimlane(case, step_events):
             status = "upcoming"
         cell = SwimlaneCell(step, status, event, f"{step.number}. {step.title} — {status}")
         if event is not None:
-            local = timezone.localtime(event.created_at)
-            cell.done_at = local.strftime("%m-%d %H:%M")
-            cell.done_on = local.strftime("%Y-%m-%d %H:%M")
+            cell.done_at = timezone.localtime(event.created_at).strftime("%m-%d %H:%M")
+            cell.done_on = local_minute(event.created_at)
         cells.append(cell)
     return [
         {"lane": lane, "cells": [cells[p] if isinstance(p, int) else p for p in parts]}

@@ -15,6 +15,7 @@ from django.utils.safestring import mark_safe
 
 from offboarding import access
 from offboarding.process import CaseState, Lane, state_for
+from partnerops.display import local_minute
 
 from .models import (
     OUTSTANDING_STATUSES,
@@ -83,7 +84,7 @@ def _row(values, now, today, case_url) -> dict:
         "partner_id": partner_id,
         "partner": partner_name,
         "step": STATE_LABELS.get(state, state),
-        "due": timezone.localtime(due).strftime("%Y-%m-%d %H:%M") if due else "—",
+        "due": local_minute(due) or "—",
         "overdue": due is not None and due < now,
         "offboard": offboard,
     }
