@@ -389,3 +389,46 @@ def test_a_refusal_is_final_and_costs_no_second_backend(roles):
         assert not cam.has_module_perms("payouts")
         assert cam.has_perm("offboarding.view_case")
     assert len(queries) == 1
+
+
+@pytest.mark.postgres
+def test_the_session_user_comes_with_its_permissions_in_one_query(roles):
+    """On PostgreSQL the request's user is read with its permissions: checks cost nothing."""
+    User = get_user_model()
+    roles["cam"].user_permissions.add(Permission.objects.get(codename="view_all_cases"))
+    User.objects.filter(pk=roles["car2"].pk).update(is_active=False)
+    backend = ModelBackendOneQuery()
+    for name in ("cam", "car", "manager", "nobody"):
+        expected = ModelBackend().get_all_permissions(User.objects.get(pk=roles[name].pk))
+        with CaptureQueriesContext(connection) as queries:
+            user = backend.get_user(str(roles[name].pk))
+            assert user == roles[name]
+            assert backend.get_all_permissions(user) == expected, name
+            for perm in expected:
+                assert user.has_perm(perm)
+        assert len(queries) == 1, name
+    assert "offboarding.view_all_cases" in backend.get_user(roles["cam"].pk)._perm_cache
+    assert backend.get_user(roles["car2"].pk) is None  # inactive, as Django's backend says
+    assert backend.get_user(10**9) is None
+    assert backend.get_user("not-a-number") is None
+
+
+@pytest.mark.postgres
+def test_a_superuser_read_with_the_user_still_has_every_permission(roles):
+    superuser = get_user_model().objects.create_superuser("root-one", "r@example.com", "x")
+    user = ModelBackendOneQuery().get_user(superuser.pk)
+    assert user.is_superuser and not hasattr(user, "_perm_cache")
+    assert ModelBackendOneQuery().get_all_permissions(user) == ModelBackend().get_all_permissions(
+        get_user_model().objects.get(pk=superuser.pk)
+    )
+
+
+@pytest.mark.postgres
+def test_a_permission_page_costs_no_query_beyond_session_and_user(client, roles):
+    """My work checks permissions; with the user read its permissions are already known."""
+    client.force_login(roles["cam"])
+    client.get(reverse("my_work"))
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(reverse("my_work")).status_code == 200
+    sql = [query["sql"] for query in queries]
+    assert [s for s in sql if "auth_permission" in s and "AS granted" not in s] == []

@@ -2,6 +2,7 @@
 
 Each page is measured with N rows and with 3N rows: the counts must be equal (no query
 per row, no N+1) and equal to the pinned number, so a change in either shows up here.
+The pins are PostgreSQL's; on SQLite a page that checks a permission costs one query more.
 """
 
 import datetime as dt
@@ -18,6 +19,7 @@ from offboarding import services
 from offboarding.models import Case, EventKind, EvidenceFile
 from partners.models import Licence, ReferralLink
 from tests.factories import CaseFactory, PartnerFactory, PayoutFactory
+from tests.query_counts import PERMISSIONS_QUERY
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +52,7 @@ def _rows(response):
 
 @pytest.mark.parametrize(
     ("username", "state", "pinned"),
-    [("salesops", "step_5", 7), ("cam", "step_2", 7), ("car", "step_7", 7)],
+    [("salesops", "step_5", 6), ("cam", "step_2", 6), ("car", "step_7", 6)],
 )
 def test_my_work(client, roles, username, state, pinned):
     client.force_login(roles[username])
@@ -62,7 +64,7 @@ def test_my_work(client, roles, username, state, pinned):
     few, many, r1, r3 = _measure(client, setup, lambda: (reverse("my_work"), None), N)
     assert (_rows(r1), _rows(r3)) == (N, 3 * N)
     assert few == many, f"my_work for {username}: {few} queries with {N} rows, {many} with {3 * N}"
-    assert few == pinned
+    assert few == pinned + PERMISSIONS_QUERY
 
 
 # ---- case list ----
@@ -84,7 +86,7 @@ CASE_LIST_FILTERS = {
 
 
 @pytest.mark.parametrize("filter_name", sorted(CASE_LIST_FILTERS))
-@pytest.mark.parametrize(("username", "pinned"), [("manager", 8), ("cam", 7)])
+@pytest.mark.parametrize(("username", "pinned"), [("manager", 7), ("cam", 6)])
 def test_case_list(client, roles, filter_name, username, pinned):
     client.force_login(roles[username])
     params = {
@@ -101,7 +103,7 @@ def test_case_list(client, roles, filter_name, username, pinned):
     few, many, r1, r3 = _measure(client, setup, lambda: (reverse("case_list"), params), N)
     assert _rows(r3) - _rows(r1) == 2 * N
     assert few == many, f"case_list {params}: {few} queries with {N} rows, {many} with {3 * N}"
-    assert few == pinned
+    assert few == pinned + PERMISSIONS_QUERY
 
 
 def test_case_list_htmx_partial(client, roles):
@@ -121,7 +123,7 @@ def test_case_list_htmx_partial(client, roles):
         r3 = client.get(url, params, HTTP_HX_REQUEST="true")
     assert [t.name for t in r1.templates][0] == "offboarding/_case_table.html"
     assert (_rows(r1), _rows(r3)) == (N, 3 * N)
-    assert len(few) == len(many) == 6
+    assert len(few) == len(many) == 5 + PERMISSIONS_QUERY
 
 
 # ---- case detail ----
@@ -163,7 +165,7 @@ def _case_at_step_9_with(roles, payouts, evidence):
     return case
 
 
-@pytest.mark.parametrize(("username", "pinned"), [("car2", 10), ("car", 10), ("manager", 10)])
+@pytest.mark.parametrize(("username", "pinned"), [("car2", 9), ("car", 9), ("manager", 9)])
 def test_case_detail_at_step_9(client, roles, username, pinned):
     client.force_login(roles[username])
     small = _case_at_step_9_with(roles, payouts=N, evidence=N)
@@ -176,10 +178,10 @@ def test_case_detail_at_step_9(client, roles, username, pinned):
     assert len(r3.context["history"]) > len(r1.context["history"])
     assert (r1.context["step_form"] is not None) == (username == "car2")
     assert few == many, f"case_detail: {few} queries with {N} payments, {many} with {3 * N}"
-    assert few == pinned
+    assert few == pinned + PERMISSIONS_QUERY
 
 
-@pytest.mark.parametrize(("step", "pinned"), [(2, 6), (8, 10), (12, 7), (13, 6)])
+@pytest.mark.parametrize(("step", "pinned"), [(2, 5), (8, 9), (12, 6), (13, 5)])
 def test_case_detail_other_steps(client, roles, step, pinned):
     """The other step forms (payment form at 8, link count at 12) do not add per-row work."""
     from tests.step_posts import case_at
@@ -200,7 +202,7 @@ def test_case_detail_other_steps(client, roles, step, pinned):
     few, _ = count_queries(client, reverse("case_detail", args=[small.pk]))
     many, _ = count_queries(client, reverse("case_detail", args=[big.pk]))
     assert few == many
-    assert few == pinned
+    assert few == pinned + PERMISSIONS_QUERY
 
 
 # ---- partners ----
@@ -209,10 +211,10 @@ def test_case_detail_other_steps(client, roles, step, pinned):
 @pytest.mark.parametrize(
     ("username", "params", "pinned"),
     [
-        ("manager", {}, 6),
-        ("manager", {"q": "Partner"}, 6),
-        ("manager", {"q": "Partner", "status": "active", "portal": "legacy"}, 6),
-        ("cam", {"q": "Partner"}, 6),
+        ("manager", {}, 5),
+        ("manager", {"q": "Partner"}, 5),
+        ("manager", {"q": "Partner", "status": "active", "portal": "legacy"}, 5),
+        ("cam", {"q": "Partner"}, 5),
     ],
 )
 def test_partner_list(client, roles, username, params, pinned):
@@ -225,7 +227,7 @@ def test_partner_list(client, roles, username, params, pinned):
     few, many, r1, r3 = _measure(client, setup, lambda: (reverse("partner_list"), params), N)
     assert (_rows(r1), _rows(r3)) == (N, 3 * N)
     assert few == many, f"partner_list {params}: {few} queries with {N} rows, {many} with {3 * N}"
-    assert few == pinned
+    assert few == pinned + PERMISSIONS_QUERY
 
 
 def _partner_with(roles, count):
@@ -243,7 +245,7 @@ def _partner_with(roles, count):
     return partner
 
 
-@pytest.mark.parametrize(("username", "pinned"), [("cam", 8), ("manager", 8)])
+@pytest.mark.parametrize(("username", "pinned"), [("cam", 7), ("manager", 7)])
 def test_partner_detail(client, roles, username, pinned):
     client.force_login(roles[username])
     small = _partner_with(roles, N)
@@ -255,7 +257,7 @@ def test_partner_detail(client, roles, username, pinned):
     assert (len(r1.context["cases"]), len(r3.context["cases"])) == (N + 1, 3 * N + 1)
     assert r1.context["open_case"] is not None
     assert few == many, f"partner_detail: {few} queries with {N} cases, {many} with {3 * N}"
-    assert few == pinned
+    assert few == pinned + PERMISSIONS_QUERY
 
 
 # ---- inbox ----
