@@ -2,9 +2,7 @@
 
 from dataclasses import dataclass
 
-from django.urls import reverse
-
-from partnerops.display import local_minute
+from partnerops.display import local_minute, pk_url
 
 from .models import EmailStatus, Notification, NotificationKind
 
@@ -74,6 +72,7 @@ def inbox_rows(notification_ids) -> list[InboxRow]:
         row[0]: row
         for row in Notification.objects.filter(pk__in=notification_ids).values_list(*INBOX_COLUMNS)
     }
+    read_url = pk_url("notification_read")
     rows = []
     for notification_id in notification_ids:
         pk, kind, case_id, title, body, created_at, read_at, email_status = values[notification_id]
@@ -87,7 +86,7 @@ def inbox_rows(notification_ids) -> list[InboxRow]:
                 email_label=statuses.get(email_status, email_status),
                 unread=read_at is None,
                 has_case=case_id is not None,
-                read_url=reverse("notification_read", args=[pk]),
+                read_url=read_url(pk),
             )
         )
     return rows

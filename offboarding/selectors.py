@@ -8,12 +8,11 @@ from django.db.models import Case as Switch
 from django.db.models import Count, Exists, F, Q, Value, When, Window
 from django.db.models.functions import RowNumber
 from django.template.defaultfilters import filesizeformat
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from accounts.roles import Role
-from partnerops.display import local_minute
+from partnerops.display import local_minute, pk_url
 
 from . import access
 from .models import Case, CaseEvent, EventKind
@@ -93,6 +92,7 @@ class CaseRow:
 def case_rows(case_ids) -> list[CaseRow]:
     """The table rows of the cases `case_ids` (a page of them), in that order: one query."""
     now = timezone.now()
+    case_url = pk_url("case_detail")
     labels = {}
     rows = []
     values = {
@@ -107,7 +107,7 @@ def case_rows(case_ids) -> list[CaseRow]:
         rows.append(
             CaseRow(
                 pk=pk,
-                url=reverse("case_detail", args=[pk]),
+                url=case_url(pk),
                 partner_name=partner,
                 cam_name=person_name(username, first, last),
                 state_label=state_label,
@@ -288,6 +288,7 @@ def case_history(case, *, everything: bool = False) -> History:
         *EVENT_COLUMNS, "shown", "shown_data"
     )
     shown, step_events = [], []
+    evidence_url = pk_url("evidence_download")
     row = None
     for values in rows:
         *_, file_pk, file_name, file_size, is_shown, data = values
@@ -303,7 +304,7 @@ def case_history(case, *, everything: bool = False) -> History:
         if file_pk is not None and is_shown:
             row.files.append(
                 EvidenceLink(
-                    reverse("evidence_download", args=[file_pk]),
+                    evidence_url(file_pk),
                     file_name,
                     filesizeformat(file_size),
                 )
