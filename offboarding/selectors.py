@@ -89,17 +89,17 @@ class CaseRow:
     offboard_date: str
 
 
-def case_rows(case_ids) -> list[CaseRow]:
-    """The table rows of the cases `case_ids` (a page of them), in that order: one query."""
+def case_rows(page_ids, ordering) -> list[CaseRow]:
+    """The table rows of a page of cases, in `ordering`: one query.
+
+    `page_ids` is the page as an unevaluated query of case ids (a slice, so it carries its
+    LIMIT); it becomes a subquery, so the names are joined for the page's rows only."""
     now = timezone.now()
     case_url = pk_url("case_detail")
     labels = {}
     rows = []
-    values = {
-        row[0]: row for row in Case.objects.filter(pk__in=case_ids).values_list(*LIST_COLUMNS)
-    }
-    for case_id in case_ids:
-        pk, state, due_at, offboard_date, partner, username, first, last = values[case_id]
+    values = Case.objects.filter(pk__in=page_ids).order_by(*ordering).values_list(*LIST_COLUMNS)
+    for pk, state, due_at, offboard_date, partner, username, first, last in values:
         if state not in labels:
             step = step_for_state(state)
             labels[state] = (str(CaseState(state).label), str(step.lane.label) if step else "")

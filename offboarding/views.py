@@ -30,9 +30,10 @@ def _case_table(request, cases):
     """A page of `cases` and its rows, for offboarding/_case_table.html.
 
     The page is chosen by id, from the cases alone (an index holds what the filters and the
-    order read); the partner and CAM names are then joined for those 25 rows only."""
+    order read); the partner and CAM names are then joined for those 25 rows only, in the
+    same query."""
     page = _page(request, cases.values_list("pk", flat=True))
-    return {"page": page, "rows": selectors.case_rows(list(page.object_list))}
+    return {"page": page, "rows": selectors.case_rows(page.object_list, cases.query.order_by)}
 
 
 @require_GET

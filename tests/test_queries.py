@@ -52,7 +52,7 @@ def _rows(response):
 
 @pytest.mark.parametrize(
     ("username", "state", "pinned"),
-    [("salesops", "step_5", 6), ("cam", "step_2", 6), ("car", "step_7", 6)],
+    [("salesops", "step_5", 5), ("cam", "step_2", 5), ("car", "step_7", 5)],
 )
 def test_my_work(client, roles, username, state, pinned):
     client.force_login(roles[username])
@@ -86,7 +86,7 @@ CASE_LIST_FILTERS = {
 
 
 @pytest.mark.parametrize("filter_name", sorted(CASE_LIST_FILTERS))
-@pytest.mark.parametrize(("username", "pinned"), [("manager", 7), ("cam", 6)])
+@pytest.mark.parametrize(("username", "pinned"), [("manager", 6), ("cam", 5)])
 def test_case_list(client, roles, filter_name, username, pinned):
     client.force_login(roles[username])
     params = {
@@ -123,7 +123,7 @@ def test_case_list_htmx_partial(client, roles):
         r3 = client.get(url, params, HTTP_HX_REQUEST="true")
     assert [t.name for t in r1.templates][0] == "offboarding/_case_table.html"
     assert (_rows(r1), _rows(r3)) == (N, 3 * N)
-    assert len(few) == len(many) == 5 + PERMISSIONS_QUERY
+    assert len(few) == len(many) == 4 + PERMISSIONS_QUERY
 
 
 # ---- case detail ----

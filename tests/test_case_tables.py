@@ -1,0 +1,66 @@
+"""My work and the case list as tables: their order, their pages, and what each row says."""
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from offboarding.models import Case
+from tests.factories import CaseFactory
+
+pytestmark = pytest.mark.django_db
+
+PAGE_SIZE = 25
+
+
+def _table(client, url, **params):
+    response = client.get(url, params)
+    assert response.status_code == 200
+    return response.context["page"], response.context["rows"]
+
+
+def test_my_work_is_most_urgent_first_across_pages(client, roles):
+    cases = [CaseFactory(state="step_2", actors=roles) for _ in range(PAGE_SIZE + 3)]
+    now = timezone.now()
+    # Due times in an order unlike creation: two overdue, the rest spread over coming days.
+    for offset, case in zip([5, -2, 17, 3, -9, *range(20, 43)], cases, strict=True):
+        Case.objects.filter(pk=case.pk).update(step_due_at=now + dt.timedelta(hours=offset))
+    expected = list(Case.objects.order_by("step_due_at", "step_started_at", "pk"))
+    client.force_login(roles["cam"])
+
+    page_1, rows_1 = _table(client, reverse("my_work"))
+    page_2, rows_2 = _table(client, reverse("my_work"), page=2)
+
+    assert page_1.paginator.count == PAGE_SIZE + 3 and page_1.has_next()
+    assert [row.pk for row in rows_1 + rows_2] == [case.pk for case in expected]
+    assert len(rows_2) == 3 and not page_2.has_next()
+    assert [row.overdue for row in rows_1[:3]] == [True, True, False]
+    first = rows_1[0]
+    assert first.url == reverse("case_detail", args=[first.pk])
+    assert first.partner_name == expected[0].partner.display_name
+    assert first.state_label == "2 · Company-initiated removal"
+    assert first.lane_label == "CAM"
+
+
+def test_case_list_is_newest_first_and_each_case_on_one_page(client, roles):
+    cases = [CaseFactory(state="step_5", actors=roles) for _ in range(PAGE_SIZE + 2)]
+    start = timezone.now() - dt.timedelta(days=60)
+    for days, case in zip([7, 1, 30, *range(40, 64)], cases, strict=True):
+        Case.objects.filter(pk=case.pk).update(opened_at=start + dt.timedelta(days=days))
+    expected = [case.pk for case in Case.objects.order_by("-opened_at", "-pk")]
+    client.force_login(roles["manager"])
+
+    _, rows_1 = _table(client, reverse("case_list"))
+    page_2, rows_2 = _table(client, reverse("case_list"), page=2)
+    _, rows_last = _table(client, reverse("case_list"), page=99)  # past the end: the last
+
+    assert [row.pk for row in rows_1 + rows_2] == expected
+    assert page_2.number == 2 and [row.pk for row in rows_last] == expected[PAGE_SIZE:]
+
+
+def test_an_empty_table_says_so(client, roles):
+    client.force_login(roles["cam2"])
+    page, rows = _table(client, reverse("my_work"))
+    assert rows == [] and page.paginator.count == 0
+    assert "No cases match." in client.get(reverse("my_work")).content.decode()
