@@ -4,10 +4,10 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from offboarding import access as case_access
-from offboarding.process import CLOSED_STATES
 
 from .access import get_partner_for, visible_partners
 from .models import PartnerStatus, Portal, Tier
+from .selectors import partner_records
 
 PAGE_SIZE = 25
 
@@ -51,19 +51,16 @@ def partner_detail(request, pk):
     partner = get_partner_for(
         request.user, pk, visible_partners(request.user).select_related("cam")
     )
-    cases = case_access.visible_cases(request.user, partner.offboarding_cases.all()).order_by(
-        "-opened_at"
-    )
-    open_case = next((c for c in cases if c.state not in CLOSED_STATES), None)
+    records = partner_records(request.user, partner)
     return render(
         request,
         "partners/partner_detail.html",
         {
             "partner": partner,
-            "licences": partner.licences.all(),
-            "links": partner.referral_links.all(),
-            "cases": cases,
-            "open_case": open_case,
+            "licences": records.licences,
+            "links": records.links,
+            "cases": records.cases,
+            "open_case": records.open_case,
             "can_offboard": partner.status == PartnerStatus.ACTIVE
             and case_access.can_open_case(request.user, partner),
         },

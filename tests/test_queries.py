@@ -245,7 +245,7 @@ def _partner_with(roles, count):
     return partner
 
 
-@pytest.mark.parametrize(("username", "pinned"), [("cam", 7), ("manager", 7)])
+@pytest.mark.parametrize(("username", "pinned"), [("cam", 5), ("manager", 5)])
 def test_partner_detail(client, roles, username, pinned):
     client.force_login(roles[username])
     small = _partner_with(roles, N)
