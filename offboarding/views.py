@@ -15,6 +15,7 @@ from partners.access import get_partner_for
 from payouts.selectors import open_balance
 
 from . import access, selectors, services
+from .case_table_html import case_rows_html
 from .forms import STEP_FORMS, RequestForm, WithdrawForm
 from .models import EvidenceFile
 from .process import STEP_BY_NUMBER, Lane
@@ -33,7 +34,8 @@ def _case_table(request, cases):
     order read); the partner and CAM names are then joined for those 25 rows only, in the
     same query."""
     page = _page(request, cases.values_list("pk", flat=True))
-    return {"page": page, "rows": selectors.case_rows(page.object_list, cases.query.order_by)}
+    rows = selectors.case_rows(page.object_list, cases.query.order_by)
+    return {"page": page, "rows": rows, "rows_html": case_rows_html(rows)}
 
 
 @require_GET

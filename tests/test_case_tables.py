@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from offboarding.models import Case
-from tests.factories import CaseFactory
+from tests.factories import CaseFactory, PartnerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -64,3 +64,16 @@ def test_an_empty_table_says_so(client, roles):
     page, rows = _table(client, reverse("my_work"))
     assert rows == [] and page.paginator.count == 0
     assert "No cases match." in client.get(reverse("my_work")).content.decode()
+
+
+def test_a_row_escapes_what_people_typed_and_marks_overdue(client, roles):
+    partner = PartnerFactory(cam=roles["cam"], display_name='<b>Evil & "Co"</b>')
+    case = CaseFactory(state="step_2", actors=roles, partner=partner)
+    Case.objects.filter(pk=case.pk).update(step_due_at=timezone.now() - dt.timedelta(hours=1))
+    client.force_login(roles["cam"])
+    html = client.get(reverse("my_work")).content.decode()
+    assert "&lt;b&gt;Evil &amp; &quot;Co&quot;&lt;/b&gt;" in html and "<b>Evil" not in html
+    row = html[html.index('<tr class="table-danger">') :]
+    row = row[: row.index("</tr>")]
+    assert f'<a href="{reverse("case_detail", args=[case.pk])}">#{case.pk}</a>' in row
+    assert '<span class="badge text-bg-danger">Overdue</span>' in row
