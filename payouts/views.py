@@ -17,6 +17,7 @@ from offboarding.views import render_case_page
 
 from . import services
 from .console import car_console
+from .console_html import exception_rows_html, verification_items_html, waiting_rows_html
 from .forms import PayInFullForm, PaymentForm, ResolveOrderForm, VoidPayoutForm
 from .models import Payment
 from .selectors import final_statement, payments_after_offboard_rows
@@ -236,7 +237,11 @@ def _statement_csv(case, data):
 def console(request):
     if not (access.holds_lane(request.user, Lane.CAR) or _can_read_money(request.user)):
         raise PermissionDenied("The CAR console is for CAR and partner-ops managers.")
-    return render(request, "payouts/console.html", car_console(request.user))
+    context = car_console(request.user)
+    context["rows_html"] = waiting_rows_html(context["rows"])
+    context["verification_html"] = verification_items_html(context["verification_queue"])
+    context["exceptions_html"] = exception_rows_html(context["exceptions"])
+    return render(request, "payouts/console.html", context)
 
 
 @require_GET
@@ -244,4 +249,8 @@ def payments_after_offboard(request):
     if not _can_read_money(request.user):
         raise PermissionDenied("This report is for CAR and partner-ops managers.")
     rows = payments_after_offboard_rows(1000)
-    return render(request, "payouts/payments_after_offboard.html", {"rows": rows})
+    return render(
+        request,
+        "payouts/payments_after_offboard.html",
+        {"rows": rows, "rows_html": exception_rows_html(rows)},
+    )

@@ -921,12 +921,15 @@ def test_console_shows_the_first_cases_of_each_list_with_totals_and_links(
 def test_console_rows_escape_partner_names(client, roles):
     case = case_at(7, roles)
     Partner.objects.filter(pk=case.partner_id).update(display_name="<b>Bold & Co</b>")
+    verifying = case_at(9, roles)
+    Partner.objects.filter(pk=verifying.partner_id).update(display_name="<i>Nine</i>")
     client.force_login(roles["car"])
 
     content = client.get(reverse("car_console")).content.decode()
 
-    assert "<b>Bold" not in content
+    assert "<b>Bold" not in content and "<i>Nine" not in content
     assert "&lt;b&gt;Bold &amp; Co&lt;/b&gt;" in content
+    assert f"#{verifying.pk} &lt;i&gt;Nine&lt;/i&gt;</a>" in content
 
 
 def test_the_console_index_covers_the_console_states():
