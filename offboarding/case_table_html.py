@@ -1,14 +1,17 @@
-"""The rows (<tr>) of My work's and the case list's table, as HTML.
+"""My work's and the case list's table rows (<tr>), and the case list's filter options
+(<option>), as HTML.
 
 The two most visited pages show 25 rows of seven cells; drawn by a template loop, the
-rows cost more than the rest of the page (about 180 template calls a row). Django's
-format_html_join escapes every value, as the template did."""
+rows cost more than the rest of the page (about 180 template calls a row), and the
+manager's filters add some 80 options. Django's format_html_join escapes every value, as
+the templates did."""
 
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 _OVERDUE_ROW = mark_safe(' class="table-danger"')
 _OVERDUE_BADGE = mark_safe(' <span class="badge text-bg-danger">Overdue</span>')
+_SELECTED = mark_safe(" selected")
 _NONE = "—"
 _ROW = (
     '<tr{}><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>'
@@ -36,4 +39,13 @@ def case_rows_html(rows) -> SafeString:
             )
             for row in rows
         ),
+    )
+
+
+def options_html(options) -> SafeString:
+    """The <option> of each selectors.Option, in order."""
+    return format_html_join(
+        "",
+        '<option value="{}"{}>{}</option>',
+        ((o.value, _SELECTED if o.selected else "", o.label) for o in options),
     )

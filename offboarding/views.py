@@ -15,7 +15,7 @@ from partners.access import get_partner_for
 from payouts.selectors import open_balance
 
 from . import access, selectors, services
-from .case_table_html import case_rows_html
+from .case_table_html import case_rows_html, options_html
 from .forms import STEP_FORMS, RequestForm, WithdrawForm
 from .models import EvidenceFile
 from .process import STEP_BY_NUMBER, Lane
@@ -60,9 +60,12 @@ def case_list(request):
     table = _case_table(request, selectors.case_list(request.user, **filters))
     if request.htmx:
         return render(request, "offboarding/_case_table.html", table)
-    options = selectors.case_filter_options(
-        request.user, state=filters["state"], lane=filters["lane"], cam_id=filters["cam_id"]
-    )
+    options = {
+        f"{name}_html": options_html(choices)
+        for name, choices in selectors.case_filter_options(
+            request.user, state=filters["state"], lane=filters["lane"], cam_id=filters["cam_id"]
+        ).items()
+    }
     return render(request, "offboarding/case_list.html", {**table, **options, "filters": filters})
 
 

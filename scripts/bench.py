@@ -99,9 +99,11 @@ def parse_args(argv):
         if smoke
         else DEFAULT_URL,
         "out": "bench-results/smoke.json" if smoke else "bench-results/latest.json",
-        "phase_seconds": 2.0 if smoke else 9.0,
-        "rounds": 1 if smoke else 2,
-        "warmup_seconds": 0.5 if smoke else 1.0,
+        # Many short rounds rather than a few long ones: the machine's speed drifts over
+        # minutes, and a page compared with a floor measured seconds away drifts less.
+        "phase_seconds": 2.0 if smoke else 3.0,
+        "rounds": 1 if smoke else 6,
+        "warmup_seconds": 0.5,
         "sweep_open": 2_000 if smoke else 100_000,
         "service_cases": 3 if smoke else 20,
     }

@@ -77,3 +77,16 @@ def test_a_row_escapes_what_people_typed_and_marks_overdue(client, roles):
     row = row[: row.index("</tr>")]
     assert f'<a href="{reverse("case_detail", args=[case.pk])}">#{case.pk}</a>' in row
     assert '<span class="badge text-bg-danger">Overdue</span>' in row
+
+
+def test_the_case_list_filters_keep_what_was_chosen_and_escape_names(client, roles):
+    roles["cam2"].first_name, roles["cam2"].last_name = "<i>Ann</i>", "O'Neil"
+    roles["cam2"].save()
+    client.force_login(roles["manager"])
+    chosen = {"state": "step_5", "lane": "sales_ops", "cam": str(roles["cam2"].pk)}
+    html = client.get(reverse("case_list"), chosen).content.decode()
+    assert '<option value="step_5" selected>' in html
+    assert '<option value="sales_ops" selected>' in html
+    assert f'<option value="{roles["cam2"].pk}" selected>&lt;i&gt;Ann&lt;/i&gt; O&#x27;Neil' in html
+    assert html.count(" selected>") == 3
+    assert "<i>Ann" not in html
