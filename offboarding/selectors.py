@@ -5,8 +5,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.db.models import Case as Switch
-from django.db.models import Count, Exists, F, Q, Value, When, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, Exists, F, Q, Subquery, Value, When
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.safestring import mark_safe
@@ -411,18 +410,14 @@ def case_payments(case, user, limit: int) -> CasePayments:
     from payouts.models import Payment, PaymentMethod
 
     methods = dict(PaymentMethod.choices)
-    newest_first = [F("paid_on").desc(), F("pk").desc()]
+    payments = Payment.objects.filter(case=case)
     rows = list(
-        Payment.objects.filter(case=case)
-        .annotate(
-            # Numbered rather than LIMITed: with a LIMIT, PostgreSQL walks the whole table's
-            # paid_on index looking for this case's rows instead of reading just them.
-            number=Window(RowNumber(), order_by=newest_first),
-            total=Window(Count("pk")),
-            by_user=Exists(Payment.objects.filter(case=case, recorded_by_id=user.pk)),
+        payments.annotate(
+            total=Subquery(payments.order_by().values("case").annotate(n=Count("pk")).values("n")),
+            by_user=Exists(payments.filter(recorded_by_id=user.pk)),
         )
-        .filter(number__lte=limit)
-        .order_by(*newest_first)
+        # payment_case_newest_idx: the newest `limit` rows are read in order, not sorted.
+        .order_by("-paid_on", "-pk")
         .values_list(
             "paid_on",
             "amount",
@@ -433,7 +428,7 @@ def case_payments(case, user, limit: int) -> CasePayments:
             "recorded_by__username",
             "total",
             "by_user",
-        )
+        )[:limit]
     )
     return CasePayments(
         [

@@ -196,6 +196,8 @@ class Payment(models.Model):
         ordering = ["paid_on", "pk"]
         indexes = [
             models.Index(fields=["paid_on"]),
+            # The case page's newest payments: read in order, only as many as it shows.
+            models.Index(fields=["case", "-paid_on", "-id"], name="payment_case_newest_idx"),
             models.Index(
                 fields=["-paid_on", "-id"],
                 condition=Q(after_offboard_date=True),
