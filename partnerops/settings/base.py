@@ -72,6 +72,8 @@ TEMPLATES = [
                 "accounts.context_processors.roles",
                 "notifications.context_processors.unread_count",
             ],
+            # {% load form_html %}: {{ form|bootstrap_form }}, crispy's markup drawn in Python.
+            "libraries": {"form_html": "partnerops.form_html"},
         },
     },
 ]
