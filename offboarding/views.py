@@ -15,6 +15,7 @@ from partners.access import get_partner_for
 from payouts.selectors import open_balance
 
 from . import access, selectors, services
+from .case_page_html import balance_html, history_html, payments_html, swimlane_html
 from .case_table_html import case_rows_html, options_html
 from .forms import STEP_FORMS, RequestForm, WithdrawForm
 from .models import EvidenceFile
@@ -186,15 +187,18 @@ def _detail_context(request, case, **given):
             step_form = STEP_FORMS[step.number](case=case)
     can_withdraw = access.can_withdraw(user, case)
     balance = open_balance(case.partner) if shows_money else None
+    balance_lines = _balance_lines(balance) if balance else []
+    step_due = (
+        timezone.localtime(case.step_due_at).strftime("%m-%d %H:%M") if case.step_due_at else ""
+    )
     return {
         "case": case,
         "step": step,
-        "step_due": timezone.localtime(case.step_due_at).strftime("%m-%d %H:%M")
-        if case.step_due_at
-        else "",
         "lanes": lanes,
         "cells": cells,
+        "swimlane_html": swimlane_html(lanes, cells, step_due),
         "history": history.events,
+        "history_html": history_html(history.events),
         "history_complete": history.complete,
         "step_form": step_form if can_act else None,
         "waiting_reason": waiting_reason,
@@ -202,9 +206,10 @@ def _detail_context(request, case, **given):
         if can_withdraw
         else None,
         "balance": balance,
-        "balance_lines": _balance_lines(balance) if balance else [],
+        "balance_html": balance_html(balance_lines, balance.totals) if balance else "",
         # The newest few; the final statement lists every payment.
         "payments": payments.shown if payments else [],
+        "payments_html": payments_html(payments.shown) if payments else "",
         "payments_total": payments.total if payments else 0,
         **_money_forms(user, case, given, balance),
     }

@@ -137,3 +137,49 @@ def test_step_8_order_form_offers_the_open_orders_without_reading_them_again(cli
         text = page.content.decode()
         for order in orders:
             assert f'<option value="{order.pk}">{order}</option>' in text
+
+
+def test_the_page_writes_history_swimlane_and_money_escaped(client, roles):
+    """The parts drawn in Python (offboarding/case_page_html.py), as a person reads them."""
+    case = _case_at_step_9_with(roles, payouts=2, evidence=1)
+    event = CaseEvent.objects.create(
+        case=case,
+        kind=EventKind.LEDGER_CHANGED,
+        actor=roles["car"],
+        created_at=timezone.now() + dt.timedelta(minutes=1),
+        data={"order": "<OR-1>", "outcome": "closed"},
+        note='<script>alert("x")</script>',
+    )
+    upload = EvidenceFile.objects.create(
+        event=event, file="evidence/x/a.pdf", original_name="<b>.pdf", size=2048
+    )
+    Order.objects.create(
+        partner=case.partner,
+        reference="OR-<open>",
+        ordered_on=timezone.localdate(),
+        amount=Decimal("10.50"),
+        currency="USD",
+    )
+    client.force_login(roles["manager"])
+    page, _ = _get(client, case)
+    body = page.content.decode()
+
+    assert "<script>alert" not in body
+    assert "“&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;”" in body
+    assert '<dt class="col-5">Order</dt><dd class="col-7">&lt;OR-1&gt;</dd>' in body
+    download = reverse("evidence_download", args=[upload.pk])
+    assert f'<a href="{download}">📎 &lt;b&gt;.pdf</a> (2.0\xa0KB)' in body
+    # The swimlane: five lanes of 13 cells on wide screens, 13 items on narrow ones.
+    assert body.count('<th scope="row" class="lane-head">') == 5
+    assert body.count('<td class="step step-') + body.count('<td class="step-empty">') == 65
+    assert body.count('<li class="list-group-item step-') == 13
+    assert '<td class="step step-current" title="9. ' in body
+    assert "▶ now<br>due " in body
+    # The open order, with the totals per currency.
+    assert "<tr><td>OR-&lt;open&gt;</td><td>Open order</td><td>Open</td>" in body
+    assert '<td class="text-end fw-bold">10.50 USD</td>' in body
+    # Each payment recorded, newest first.
+    payments = case.payments.order_by("-paid_on", "-pk")
+    assert body.count("<li>") >= payments.count()
+    for payment in payments:
+        assert f" · ref {payment.reference} · by car</li>" in body
