@@ -6,6 +6,8 @@ calls per event and 60 per swimlane cell. The markup is what the templates wrote
 value is escaped as the template engine would have escaped it (`conditional_escape` of
 the `localize`d value)."""
 
+from html import escape
+
 from django.utils.formats import localize
 from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
@@ -13,6 +15,8 @@ from django.utils.safestring import mark_safe
 
 def _text(value) -> str:
     """A value as `{{ value }}` writes it."""
+    if type(value) is str:  # most values: nothing to localize, and not marked safe
+        return escape(value)
     return conditional_escape(localize(value))
 
 
