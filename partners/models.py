@@ -72,6 +72,9 @@ class Partner(ConcurrentTransitionMixin, models.Model):
         ordering = ["display_name"]
         indexes = [
             models.Index(fields=["cam", "display_name"]),
+            # A CAM's partners' ids from the index alone: My work and the CAM's case list
+            # join them to the open cases without reading the partner rows.
+            models.Index(fields=["cam", "id"], name="partner_cam_ids_idx"),
             models.Index(fields=["status", "display_name"]),
         ]
         permissions = [("view_all_partners", "Can see every partner, not only managed ones")]
