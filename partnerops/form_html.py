@@ -56,9 +56,16 @@ HANDLED_TEMPLATES = INPUT_TEMPLATES | CHOICE_TEMPLATES | FILE_TEMPLATES | OTHER_
 def handles(form) -> bool:
     """Whether every field of `form` has a widget this module draws as crispy would."""
     return getattr(form, "helper", None) is None and all(
-        field.widget.template_name in HANDLED_TEMPLATES
-        and not isinstance(field.widget, forms.MultiWidget)
-        for field in form.fields.values()
+        _handled(field.widget) for field in form.fields.values()
+    )
+
+
+def _handled(widget) -> bool:
+    if widget.template_name not in HANDLED_TEMPLATES or isinstance(widget, forms.MultiWidget):
+        return False
+    # A <select> whose options have a template of their own is not drawn here.
+    return widget.template_name != "django/forms/widgets/select.html" or (
+        widget.option_template_name == "django/forms/widgets/select_option.html"
     )
 
 

@@ -194,6 +194,13 @@ def test_forms_it_does_not_handle_are_drawn_by_crispy():
             self.helper = FormHelper()
             self.helper.form_tag = False
 
+    class FancyOptions(forms.Select):
+        option_template_name = "fancy_option.html"
+
+    class Fancy(forms.Form):
+        pick = forms.ChoiceField(choices=[("a", "A")], widget=FancyOptions)
+
+    assert not handles(Fancy())
     for form in (Split(), WithHelper()):
         assert not handles(form)
         assert bootstrap_form(form) == as_crispy_form(copy.deepcopy(form))
