@@ -74,6 +74,9 @@ FOCUS_JS = """() => {
 
 def page_basics_problems(page: Page) -> list[str]:
     """What is wrong with the page's accessibility basics, as sentences (empty: nothing)."""
+    # A click on a link returns once the next page has started loading: wait until it is
+    # whole (a busy machine showed a document still without its <html> element).
+    page.wait_for_function("document.readyState === 'complete' && document.documentElement")
     basics = page.evaluate(PAGE_BASICS_JS)
     where = f"{urlsplit(page.url).path} ({basics['title']})"
     problems = []
