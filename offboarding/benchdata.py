@@ -1,8 +1,10 @@
 """A large, deterministic data set for the benchmark (`manage.py generate_bench_data`).
 
 Everything comes from one seeded `random.Random`, and every time is an offset from the
-moment of generation, so the same seed gives the same partners, cases, ledger and inbox on
-every run (only the calendar dates move with the day it runs). Rows go in with PostgreSQL's
+moment of generation (`--now`, by default the current minute), so the same seed and moment
+give the same partners, cases, ledger and inbox, row for row. Another moment moves the
+dates; a business day's cut-off can then move a due date, and with it a few payments
+(0.1% of them between 01:27 and 02:48 UTC on the same day). Rows go in with PostgreSQL's
 COPY in batches, on a second connection in a background thread, so building rows (Python)
 and loading them (PostgreSQL) use both cores.
 
@@ -461,7 +463,15 @@ def _month_bounds(day: dt.date) -> tuple[dt.date, dt.date]:
 
 
 class Generator:
-    def __init__(self, sizes: Sizes, *, out=print, background: bool = True, vacuum: bool = True):
+    def __init__(
+        self,
+        sizes: Sizes,
+        *,
+        out=print,
+        background: bool = True,
+        vacuum: bool = True,
+        now: dt.datetime | None = None,
+    ):
         self.s = sizes
         self.r = random.Random(sizes.seed)
         self.out = out
@@ -469,7 +479,7 @@ class Generator:
         self.vacuum = vacuum
         self.clock = time.monotonic()
         # Whole minutes, so the data does not depend on sub-second timing.
-        self.now = timezone.now().replace(second=0, microsecond=0)
+        self.now = (now or timezone.now()).replace(second=0, microsecond=0)
         self.now_ts = self.now.timestamp()
         self.calendar = BusinessCalendar.from_settings()
         self.deadlines = Deadlines(self.calendar)
@@ -1917,11 +1927,18 @@ class Generator:
         self.say("done")
 
 
-def generate(sizes: Sizes, *, out=print, background: bool = True, vacuum: bool = True) -> dict:
+def generate(
+    sizes: Sizes,
+    *,
+    out=print,
+    background: bool = True,
+    vacuum: bool = True,
+    now: dt.datetime | None = None,
+) -> dict:
     """Fill the (empty, migrated) database; returns what was stored in the meta table."""
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         raise BenchDataError("The benchmark data set needs PostgreSQL.")
-    return Generator(sizes, out=out, background=background, vacuum=vacuum).run()
+    return Generator(sizes, out=out, background=background, vacuum=vacuum, now=now).run()
 
 
 def _after_offboard(partner, payment) -> bool:

@@ -4,6 +4,8 @@
 Timings are not tested here: `make bench-smoke` runs the whole benchmark at a small size.
 """
 
+import dataclasses
+import datetime as dt
 import sys
 import types
 from pathlib import Path
@@ -18,7 +20,7 @@ from django.urls import NoReverseMatch, clear_url_caches, reverse
 
 from accounts.roles import sync_roles
 from notifications.models import Notification
-from offboarding.benchdata import Sizes, generate
+from offboarding.benchdata import CasePlan, Generator, PartnerPlan, PayoutPlan, Sizes, generate
 from offboarding.models import Case, CaseEvent
 from offboarding.process import CLOSED_STATES
 from partners.models import Partner
@@ -176,3 +178,57 @@ def test_floor_page_runs_one_query_of_its_own_and_counts_them_all(floor_on, clie
     assert b"Floor" in response.content
     assert int(response["X-Query-Count"]) == len(queries.captured_queries)
     assert sum("offboarding_case" in query["sql"] for query in queries.captured_queries) == 1
+
+
+def _planned(now, *, users_of=None):
+    """A generator that has planned TINY's partners, cases and ledger as of `now`."""
+    generator = Generator(TINY, out=lambda message: None, background=False, vacuum=False, now=now)
+    if users_of is None:
+        sync_roles(apps)
+        generator.make_users()
+    else:  # the users are in the database already
+        for name in ("users", "cams", "managers", "cars"):
+            setattr(generator, name, getattr(users_of, name))
+    generator.plan_partners()
+    generator.plan_cases()
+    generator.plan_ledger()
+    return generator
+
+
+def _rows(plans) -> list[tuple]:
+    """Plans as plain tuples, a plan they point to by its id (they point at each other)."""
+
+    def plain(value):
+        if isinstance(value, PartnerPlan | CasePlan | PayoutPlan):
+            return (type(value).__name__, value.id)
+        if dataclasses.is_dataclass(value):
+            return tuple(plain(getattr(value, f.name)) for f in dataclasses.fields(value))
+        if isinstance(value, list | tuple):
+            return tuple(plain(item) for item in value)
+        if isinstance(value, dict):
+            return tuple((key, plain(item)) for key, item in sorted(value.items()))
+        return value
+
+    return [tuple(plain(getattr(plan, f.name)) for f in dataclasses.fields(plan)) for plan in plans]
+
+
+@pytest.mark.django_db
+def test_the_same_seed_and_moment_plan_the_same_data_set():
+    moment = dt.datetime(2026, 11, 24, 2, 48, tzinfo=dt.UTC)
+    first = _planned(moment)
+    again = _planned(moment + dt.timedelta(seconds=30), users_of=first)  # the same minute
+    for plans in ("partners", "cases", "payouts"):
+        assert _rows(getattr(again, plans)) == _rows(getattr(first, plans))
+    a_week_later = _planned(moment + dt.timedelta(days=7), users_of=first)
+    assert _rows(a_week_later.cases) != _rows(first.cases)  # every date moved
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [("yesterday", "not an ISO 8601 date and time"), ("2026-11-24T12:00", "has no time zone")],
+)
+def test_generate_bench_data_refuses_a_bad_moment(given, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("generate_bench_data", "--now", given)
+    assert not Partner.objects.exists()

@@ -7,9 +7,24 @@ Refuses any database whose name does not contain "bench", so it can never write 
 application's own database.
 """
 
+import argparse
+import datetime as dt
+
 from django.core.management.base import BaseCommand, CommandError
 
 from offboarding.benchdata import BenchDataError, Sizes, database_name, generate, read_meta
+
+
+def _moment(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 date and time (e.g. 2026-11-24T12:00+00:00)"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add one (e.g. +00:00 or Z)")
+    return moment
 
 
 class Command(BaseCommand):
@@ -35,6 +50,14 @@ class Command(BaseCommand):
                 default=getattr(defaults, name),
                 help=f"{help_text} (default {getattr(defaults, name)})",
             )
+        parser.add_argument(
+            "--now",
+            type=_moment,
+            default=None,
+            help="the moment every date and time is counted from, ISO 8601 with a time zone "
+            "(e.g. 2026-11-24T12:00+00:00); default: now. The same seed and moment give the "
+            "same data set.",
+        )
         parser.add_argument(
             "--if-missing",
             action="store_true",
@@ -64,7 +87,7 @@ class Command(BaseCommand):
             )
         self.stdout.write(f"Generating into {name}: {sizes.as_dict()}")
         try:
-            meta = generate(sizes, out=self.stdout.write)
+            meta = generate(sizes, out=self.stdout.write, now=options["now"])
         except BenchDataError as error:
             raise CommandError(str(error)) from None
         self.stdout.write(
