@@ -108,12 +108,13 @@ def _field(bound) -> str:
     errors = bound.errors
     required = bound.field.required
     label = bound.label
-    css = bound.css_classes()
+    css = conditional_escape(bound.css_classes())
     out = []
     if is_checkbox:
         out.append('<div class="mb-3">')
+    wrapper = "form-check" if is_checkbox else "mb-3"
     out.append(
-        f'<div id="div_{bound.auto_id}" class="{"form-check" if is_checkbox else "mb-3"}'
+        f'<div id="div_{conditional_escape(bound.auto_id)}" class="{wrapper}'
         f'{" " + css if css else ""}">'
     )
     fieldset = False
@@ -121,9 +122,9 @@ def _field(bound) -> str:
         fieldset = bound.use_fieldset
         tag = "legend" if fieldset else "label"
         if fieldset:
-            described = bound.aria_describedby
+            described = conditional_escape(bound.aria_describedby)
             out.append(f'<fieldset aria-describedby="{described}">' if described else "<fieldset>")
-        for_id = bound.id_for_label
+        for_id = conditional_escape(bound.id_for_label)
         for_attr = f'for="{for_id}" ' if for_id else ""
         out.append(
             f"<{tag} {for_attr}"
@@ -136,7 +137,7 @@ def _field(bound) -> str:
     elif is_checkbox:
         out.append(_widget(bound, _crispy_class(widget, "form-check-input", errors)))
         out.append(
-            f'<label for="{bound.id_for_label}" class="form-check-label'
+            f'<label for="{conditional_escape(bound.id_for_label)}" class="form-check-label'
             f'{" requiredField" if required else ""}">{conditional_escape(label)}'
             f"{_asterisk(required)}</label>"
         )
@@ -186,11 +187,12 @@ def _errors_and_help(bound, errors) -> str:
 def _error_block(bound, errors) -> str:
     if not errors:
         return ""
+    auto_id = conditional_escape(bound.auto_id)
     items = "".join(
-        f'<p id="error_{number}_{bound.auto_id}"><strong>{conditional_escape(error)}</strong></p>'
+        f'<p id="error_{number}_{auto_id}"><strong>{conditional_escape(error)}</strong></p>'
         for number, error in enumerate(errors, start=1)
     )
-    field_id = getattr(errors, "field_id", None)
+    field_id = conditional_escape(getattr(errors, "field_id", None))
     return f'<div id="{field_id}_error" class="invalid-feedback">{items}</div>'
 
 
@@ -198,7 +200,7 @@ def _help(bound) -> str:
     help_text = bound.help_text
     if not help_text:
         return ""
-    id_attr = f'id="{bound.auto_id}_helptext" ' if bound.auto_id else ""
+    id_attr = f'id="{conditional_escape(bound.auto_id)}_helptext" ' if bound.auto_id else ""
     return f'<div {id_attr}class="form-text">{help_text}</div>'
 
 

@@ -172,6 +172,10 @@ def test_every_handled_widget():
         assert_same_as_crispy(form)
     prefixed = EveryWidget(prefix="p", auto_id="field_%s")
     assert_same_as_crispy(prefixed)
+    # Ids come from the form's prefix: escaped as crispy's templates escape them.
+    odd = EveryWidget({'p&<"-title': ""}, prefix='p&<"')
+    odd.is_valid()
+    assert_same_as_crispy(odd)
 
 
 def test_values_and_labels_are_escaped():
