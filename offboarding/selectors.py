@@ -91,8 +91,8 @@ class CaseRow:
 def case_rows(page_ids, ordering) -> list[CaseRow]:
     """The table rows of a page of cases, in `ordering`: one query.
 
-    `page_ids` is the page as an unevaluated query of case ids (a slice, so it carries its
-    LIMIT); it becomes a subquery, so the names are joined for the page's rows only."""
+    `page_ids` are the page's case ids (a list, or a query of them): the names are joined
+    for the page's rows only."""
     now = timezone.now()
     case_url = pk_url("case_detail")
     labels = {}
