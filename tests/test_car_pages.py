@@ -976,6 +976,24 @@ def test_exceptions_report_is_empty_for_a_clean_run(client, roles):
     assert EMPTY_REPORT in _text(console)
 
 
+def test_exceptions_rows_escape_what_the_ledger_holds(client, roles):
+    case, payment, offboard = _forced_late_payment(
+        roles, reference="LATE-<1>", reason="Controller's <b>OK</b> & more"
+    )
+    Partner.objects.filter(pk=case.partner_id).update(display_name="<i>Gone</i> & Co")
+    client.force_login(roles["car"])
+
+    for url in (reverse("payments_after_offboard"), reverse("car_console")):
+        content = client.get(url).content.decode()
+        assert "<i>Gone" not in content and "<b>OK" not in content and "LATE-<1>" not in content
+        assert (
+            f"<tr><td>&lt;i&gt;Gone&lt;/i&gt; &amp; Co</td><td>{offboard.isoformat()}</td>"
+            f'<td>{_today().isoformat()}</td><td class="text-end">75.00 USD</td>'
+            f"<td>LATE-&lt;1&gt;</td><td>car</td>"
+            f"<td>Controller&#x27;s &lt;b&gt;OK&lt;/b&gt; &amp; more</td></tr>"
+        ) in content, url
+
+
 def test_a_late_payment_needs_an_override_and_is_then_reported(client, roles):
     case = _money_case(roles)["case"]  # nothing paid yet
     payout = PayoutFactory(partner=case.partner, amount=Decimal("75.00"))
