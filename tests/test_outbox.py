@@ -435,6 +435,47 @@ def test_inbox_lists_only_my_notifications_and_the_navbar_counts_unread(client, 
     assert unread_badge(client.get(reverse("my_work"))) == unread_badge(response)
 
 
+def test_inbox_items_escape_their_text_and_post_with_the_csrf_token(roles):
+    from django.test import Client
+
+    ops = roles["salesops"]
+    unread = Notification.objects.create(
+        recipient=ops,
+        kind=NotificationKind.STEP_ASSIGNED,
+        title='<b>Tom & "Jerry"</b>',
+        body="line 1\n<script>x</script>",
+    )
+    read = Notification.objects.create(
+        recipient=ops,
+        kind=NotificationKind.STEP_ASSIGNED,
+        title="Done <i>",
+        read_at=timezone.now(),
+    )
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(ops)
+
+    content = client.get(reverse("inbox")).content.decode()
+
+    assert "<b>Tom" not in content and "<script>x" not in content and "Done <i>" not in content
+    assert (
+        '<div class="fw-semibold">&lt;b&gt;Tom &amp; &quot;Jerry&quot;&lt;/b&gt;</div>' in content
+    )
+    assert "line 1\n&lt;script&gt;x&lt;/script&gt;</div>" in content
+    assert '<div class="fw-semibold">Done &lt;i&gt;</div>' in content
+    # An unread item has a form to mark it read; its CSRF token is accepted.
+    form = re.search(
+        r'action="(/inbox/(\d+)/read/)">'
+        r'<input type="hidden" name="csrfmiddlewaretoken" value="([^"]+)">',
+        content,
+    )
+    assert form and int(form.group(2)) == unread.pk, content
+    assert f"/inbox/{read.pk}/read/" not in content  # read, and without a case: no form
+    response = client.post(form.group(1), {"csrfmiddlewaretoken": form.group(3)})
+    assert response.status_code == 302
+    unread.refresh_from_db()
+    assert unread.read_at is not None
+
+
 def test_inbox_pages_reach_every_notification_without_counting_them(
     client, roles, case, monkeypatch
 ):
