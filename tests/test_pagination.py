@@ -57,3 +57,11 @@ def test_a_filtered_page_counts_only_the_matching_rows():
 
     assert (page.paginator.count, page.number, len(page.object_list)) == (5, 2, 2)
     assert page.object_list == list(kept.values_list("pk", flat=True))[3:]
+
+
+def test_an_empty_queryset_is_one_empty_page_without_a_query():
+    """My work for a user without a lane is Case.objects.none(): nothing to read."""
+    with CaptureQueriesContext(connection) as queries:
+        page = page_of_ids(Partner.objects.none(), "1", 3)
+    assert (page.number, page.paginator.count, page.object_list) == (1, 0, [])
+    assert len(queries) == 0
