@@ -610,11 +610,10 @@ def print_table(report: dict) -> None:
 # ----------------------------------------------------------------------------------- main
 
 
-def main(argv=None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    began = time.monotonic()
+def production_env(database_url: str, *, allowed_hosts: str) -> dict:
+    """The environment the benchmark runs Django in: the production settings on the bench
+    database, over plain HTTP, with the floor page on and files under var/bench/."""
     work = ROOT / "var" / "bench"
-    work.mkdir(parents=True, exist_ok=True)
     env = {
         key: value
         for key, value in os.environ.items()
@@ -623,9 +622,9 @@ def main(argv=None) -> int:
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "partnerops.settings.prod",
-            "DATABASE_URL": args.database_url,
+            "DATABASE_URL": database_url,
             "DJANGO_SECRET_KEY": "bench-" + secrets.token_urlsafe(40),
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DJANGO_ALLOWED_HOSTS": allowed_hosts,
             "DJANGO_SECURE_SSL_REDIRECT": "false",
             "DJANGO_SESSION_COOKIE_SECURE": "false",
             "DJANGO_CSRF_COOKIE_SECURE": "false",
@@ -636,6 +635,15 @@ def main(argv=None) -> int:
             "DJANGO_LOG_LEVEL": "WARNING",
         }
     )
+    return env
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    began = time.monotonic()
+    work = ROOT / "var" / "bench"
+    work.mkdir(parents=True, exist_ok=True)
+    env = production_env(args.database_url, allowed_hosts="127.0.0.1,localhost")
     data = ensure_data(args, env)
     say(f"VACUUM (ANALYZE) of the bench database: {vacuum_analyze(db_params(args.database_url))} s")
     meta = data["meta"]

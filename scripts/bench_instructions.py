@@ -29,28 +29,6 @@ WARM_UP = 5
 RUNS = (5, 25)
 
 
-def environment(database_url: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_DEBUG")}
-    work = ROOT / "var" / "bench"
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "partnerops.settings.prod",
-            "DATABASE_URL": database_url,
-            "DJANGO_SECRET_KEY": "bench-instructions-" + "x" * 40,
-            "DJANGO_ALLOWED_HOSTS": "testserver",
-            "DJANGO_SECURE_SSL_REDIRECT": "false",
-            "DJANGO_SESSION_COOKIE_SECURE": "false",
-            "DJANGO_CSRF_COOKIE_SECURE": "false",
-            "DJANGO_SECURE_HSTS_SECONDS": "0",
-            "PARTNEROPS_BENCH_FLOOR": "1",
-            "PARTNEROPS_VAR_DIR": str(work / "var"),
-            "DJANGO_STATIC_ROOT": str(work / "static"),
-            "DJANGO_LOG_LEVEL": "WARNING",
-        }
-    )
-    return env
-
-
 def requests(page: dict, count: int) -> None:
     """In a child process: `count` requests of `page` after WARM_UP of them."""
     import django
@@ -107,7 +85,7 @@ def main(argv: list[str]) -> int:
     unknown = [name for name in argv if name not in pages]
     if unknown:
         sys.exit(f"bench_instructions: no page {', '.join(unknown)}; pages: {', '.join(pages)}")
-    env = environment(database_url)
+    env = bench.production_env(database_url, allowed_hosts="testserver")
     names = argv or list(pages)
     if "floor" not in names:
         names.insert(0, "floor")
