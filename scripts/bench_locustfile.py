@@ -3,8 +3,9 @@
 The run is cut into phases of `phase_seconds`, one page each (every page, `rounds` times),
 and every simulated user requests the current phase's page as fast as it is answered. So
 each page, the floor page included, is measured alone at the same concurrency, in the same
-run. Each request's own timing is kept (not Locust's rounded buckets) and written to the
-plan's `samples` file when Locust quits.
+run. Each request's own timing is kept (not Locust's rounded buckets), with the time the
+server says it spent in Django and in the database, and written to the plan's `samples`
+file when Locust quits.
 
 Environment: PARTNEROPS_BENCH_PLAN = path of the plan (JSON):
     {"pages": [{"name", "path", "cookie"}], "phase_seconds", "rounds", "samples"}
@@ -58,6 +59,7 @@ class Visitor(FastHttpUser):
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}")
             size = len(response.content or b"")
+            timing = response.headers.get("Server-Timing")
         SAMPLES.append(
             [
                 page["name"],
@@ -66,6 +68,7 @@ class Visitor(FastHttpUser):
                 round(elapsed * 1000, 3),
                 size,
                 response.status_code,
+                timing,
             ]
         )
 

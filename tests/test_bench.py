@@ -1,5 +1,6 @@
 """The benchmark's pieces: the data generator (at a tiny size), its refusal to write outside a
-*bench* database, and the floor page with its query-count header (only when switched on).
+*bench* database, the floor page with its query-count and timing headers (only when
+switched on), and how the benchmark reads those headers.
 
 Timings are not tested here: `make bench-smoke` runs the whole benchmark at a small size.
 """
@@ -27,6 +28,9 @@ from partners.models import Partner
 from payouts.models import Payment, Payout
 from payouts.selectors import final_statement, money_on_the_table, payments_after_offboard_date
 from tests.factories import UserFactory
+
+sys.path.append(str(Path(__file__).resolve().parent.parent / "scripts"))
+import bench as bench_script  # noqa: E402 - scripts/bench.py, which make bench runs
 
 TINY = Sizes(
     partners=60,
@@ -144,7 +148,7 @@ def floor_on(settings):
     import partnerops.urls
 
     settings.BENCH_FLOOR = True
-    settings.MIDDLEWARE = ["partnerops.bench.QueryCountMiddleware", *settings.MIDDLEWARE]
+    settings.MIDDLEWARE = ["partnerops.bench.RequestCostMiddleware", *settings.MIDDLEWARE]
     module = types.ModuleType("bench_floor_urls")
     source = Path(partnerops.urls.__file__)
     exec(compile(source.read_text(), str(source), "exec"), module.__dict__)
@@ -178,6 +182,24 @@ def test_floor_page_runs_one_query_of_its_own_and_counts_them_all(floor_on, clie
     assert b"Floor" in response.content
     assert int(response["X-Query-Count"]) == len(queries.captured_queries)
     assert sum("offboarding_case" in query["sql"] for query in queries.captured_queries) == 1
+    timing = bench_script.server_timing(response["Server-Timing"])
+    assert set(timing) == {"app", "db"}
+    assert 0 < timing["db"] < timing["app"]
+
+
+@pytest.mark.parametrize(
+    "header, durations",
+    [
+        ("app;dur=12.500, db;dur=4.125", {"app": 12.5, "db": 4.125}),
+        ("db;dur=0.000,app;dur=3", {"app": 3.0, "db": 0.0}),
+        ("app;dur=abc, db;dur=1.5", {"db": 1.5}),  # a metric it cannot read is left out
+        ("cache;desc=hit, app;dur=2", {"app": 2.0}),
+        ("", {}),
+        (None, {}),
+    ],
+)
+def test_server_timing_header_is_read_metric_by_metric(header, durations):
+    assert bench_script.server_timing(header) == durations
 
 
 def _planned(now, *, users_of=None):

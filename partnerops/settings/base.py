@@ -50,11 +50,12 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
-# Benchmark only (`make bench`): serves the floor page and counts each request's queries
-# in an X-Query-Count header (partnerops/bench.py). Off unless PARTNEROPS_BENCH_FLOOR is set.
+# Benchmark only (`make bench`): serves the floor page and reports each request's queries
+# and its time in Django and in the database in headers (partnerops/bench.py). Off unless
+# PARTNEROPS_BENCH_FLOOR is set.
 BENCH_FLOOR = env_bool("PARTNEROPS_BENCH_FLOOR", False)
 if BENCH_FLOOR:
-    MIDDLEWARE = ["partnerops.bench.QueryCountMiddleware", *MIDDLEWARE]
+    MIDDLEWARE = ["partnerops.bench.RequestCostMiddleware", *MIDDLEWARE]
 
 ROOT_URLCONF = "partnerops.urls"
 WSGI_APPLICATION = "partnerops.wsgi.application"
