@@ -69,6 +69,10 @@ TARGETS = {
     "sweep_none_due_ms": 50.0,
     "rss_mb": 200.0,
 }
+# The issue's peers, measured in the same run to compare with, not pages of ours held to the
+# targets: the floor (the ratios' denominator) and Django's admin change list (the case list
+# must be no slower than it).
+PEERS = ("floor", "admin_case_changelist")
 
 
 def say(message: str):
@@ -494,7 +498,7 @@ def postgres_version(params) -> str:
 
 
 def targets_check(report: dict) -> list[dict]:
-    pages = [page for page in report["pages"] if page["name"] != "floor"]
+    pages = [page for page in report["pages"] if page["name"] not in PEERS]
     checks = []
     for page in pages:
         checks.append(
@@ -613,7 +617,8 @@ def print_table(report: dict) -> None:
     )
     failing = [check for check in report["targets"] if not check["holds"]]
     print(
-        f"Issue 6 targets: {len(report['targets']) - len(failing)} of "
+        f"Issue 6 targets (peers not held to them: {', '.join(PEERS)}): "
+        f"{len(report['targets']) - len(failing)} of "
         f"{len(report['targets'])} hold"
         + (
             "; not yet: " + "; ".join(f"{c['target']} ({c['value']})" for c in failing)

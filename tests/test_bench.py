@@ -254,3 +254,39 @@ def test_generate_bench_data_refuses_a_bad_moment(given, message):
     with pytest.raises(CommandError, match=message):
         call_command("generate_bench_data", "--now", given)
     assert not Partner.objects.exists()
+
+
+def _report(pages: dict[str, tuple[float, float, int]]) -> dict:
+    """A bench report with these pages' (p50 ratio, p95 ratio, queries) and passing rest."""
+    return {
+        "pages": [
+            {"name": name, "p50_ratio": p50, "p95_ratio": p95, "queries": queries}
+            for name, (p50, p95, queries) in pages.items()
+        ],
+        "admin_vs_ours": {"ratio": 0.2},
+        "backend": {"sweep": {"none_due": {"median_ms": 1.0}}},
+        "gunicorn_rss": {"max_worker_mb": 70.0},
+    }
+
+
+def test_targets_hold_our_pages_to_the_ratios_and_not_the_peers():
+    report = _report(
+        {
+            "floor": (1.0, 1.0, 4),
+            "admin_case_changelist": (9.5, 9.0, 4),
+            "my_work": (2.0, 3.0, 12),  # on the line: holds
+            "case_detail_long": (2.01, 3.01, 13),  # just over each: fails
+        }
+    )
+    checks = {check["target"]: check["holds"] for check in bench_script.targets_check(report)}
+    assert checks == {
+        "my_work: p50 <= 2x floor": True,
+        "my_work: p95 <= 3x floor": True,
+        "my_work: queries <= 12": True,
+        "case_detail_long: p50 <= 2x floor": False,
+        "case_detail_long: p95 <= 3x floor": False,
+        "case_detail_long: queries <= 12": False,
+        "case list no slower than the admin change list (p50)": True,
+        "sweep, none due, < 50 ms": True,
+        "worker RSS < 200 MB": True,
+    }
