@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from offboarding.models import Case
-from tests.factories import CaseFactory, PartnerFactory
+from tests.factories import CaseFactory, PartnerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -90,3 +90,28 @@ def test_the_case_list_filters_keep_what_was_chosen_and_escape_names(client, rol
     assert f'<option value="{roles["cam2"].pk}" selected>&lt;i&gt;Ann&lt;/i&gt; O&#x27;Neil' in html
     assert html.count(" selected>") == 3
     assert "<i>Ann" not in html
+
+
+def test_the_cam_filter_offers_every_cam_by_username_and_no_one_else(client, roles):
+    from django.contrib.auth.models import Group
+
+    from accounts.roles import Role
+    from offboarding.selectors import cams
+
+    # A CAM who also holds another role is listed once; a manager, CAR or no one is not.
+    UserFactory(username="aaron", first_name="Aaron", last_name="Ames", role=Role.CAM)
+    both = UserFactory(username="zed", role=Role.CAM)
+    both.groups.add(Group.objects.get(name=Role.MANAGER))
+    expected = [
+        (user.pk, user.username, user.first_name, user.last_name)
+        for user in Group.objects.get(name=Role.CAM).user_set.order_by("username")
+    ]
+    assert [row[1] for row in expected] == ["aaron", "cam", "cam2", "zed"]
+    assert [tuple(row) for row in cams()] == expected
+
+    client.force_login(roles["manager"])
+    html = client.get(reverse("case_list")).content.decode()
+    cam_select = html.split('id="case-cam"', 1)[1].split("</select>", 1)[0]
+    assert cam_select.count("<option") == 5  # "All" and the four CAMs
+    assert f'<option value="{roles["cam"].pk}">cam</option>' in cam_select
+    assert "Aaron Ames" in cam_select and "manager" not in cam_select
