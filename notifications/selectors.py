@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from partnerops.display import local_minute, pk_url
+from partnerops.pagination import beyond_any_table
 
 from .models import EmailStatus, Notification, NotificationKind
 
@@ -56,6 +57,8 @@ def inbox_page(user, number) -> InboxPage:
     except (TypeError, ValueError):
         number = 1
     start = (number - 1) * INBOX_PAGE_SIZE
+    if beyond_any_table(start, INBOX_PAGE_SIZE + 1):
+        return InboxPage([], number, False)
     ids = list(
         user.notifications.order_by("-created_at", "-pk").values_list("pk", flat=True)[
             start : start + INBOX_PAGE_SIZE + 1

@@ -153,5 +153,8 @@ class EvidenceFileAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False  # append-only: shown, never saved again
+
     def has_delete_permission(self, request, obj=None):
         return False

@@ -454,8 +454,26 @@ class CaseEvent(models.Model):
         return STEP_BY_NUMBER.get(self.step_number) if self.step_number else None
 
 
+# File systems take at most 255 bytes a name; the storage may add "_" and 7 characters to
+# make a name unique. Longer names are shortened on disk; `original_name` keeps the name.
+STORED_NAME_BYTES = 200
+
+
 def evidence_path(instance, filename):
-    return f"evidence/case-{instance.event.case_id}/{instance.event_id}/{filename}"
+    return f"evidence/case-{instance.event.case_id}/{instance.event_id}/{stored_name(filename)}"
+
+
+def stored_name(filename: str) -> str:
+    """`filename` cut to STORED_NAME_BYTES of UTF-8 (whole characters), its extension kept."""
+    if len(filename.encode()) <= STORED_NAME_BYTES:
+        return filename
+    stem, dot, extension = filename.rpartition(".")
+    if not dot or not stem or len(extension) > 10:
+        stem, extension = filename, ""
+    else:
+        extension = "." + extension
+    room = STORED_NAME_BYTES - len(extension.encode())
+    return stem.encode()[:room].decode(errors="ignore") + extension
 
 
 class EvidenceFile(models.Model):

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import Role, has_role
-from partnerops.pagination import page_of_ids
+from partnerops.pagination import LARGEST_ID, page_of_ids
 from partners.access import get_partner_for
 from payouts.selectors import open_balance
 
@@ -45,6 +45,14 @@ def my_work(request):
     return render(request, "offboarding/my_work.html", _case_table(cases, page))
 
 
+def _id_or_none(value: str | None) -> int | None:
+    """A row id from the address, or None for anything that cannot be one ("²" is a digit
+    to str.isdigit but not to int; ids are 64-bit)."""
+    if value and value.isascii() and value.isdigit() and int(value) <= LARGEST_ID:
+        return int(value)
+    return None
+
+
 @require_GET
 def case_list(request):
     filters = {
@@ -56,8 +64,7 @@ def case_list(request):
     }
     if filters["lane"] not in {lane.value for lane in Lane}:
         filters["lane"] = ""
-    if filters["cam_id"] and not str(filters["cam_id"]).isdigit():
-        filters["cam_id"] = None
+    filters["cam_id"] = _id_or_none(filters["cam_id"])
     cases = selectors.case_list(request.user, **filters)
     ids = cases.values_list("pk", flat=True)
     table = _case_table(cases, Paginator(ids, PAGE_SIZE).get_page(request.GET.get("page")))

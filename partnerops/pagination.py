@@ -3,6 +3,16 @@
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Window
 
+# The largest id, LIMIT and OFFSET PostgreSQL and SQLite take: a signed 64-bit integer. A
+# page number from the address can ask for more; no table has that many rows.
+LARGEST_ID = LARGEST_OFFSET = 2**63 - 1
+
+
+def beyond_any_table(start: int, count: int) -> bool:
+    """Whether rows start..start+count lie past any table's end, too far to ask the
+    database for (it would refuse the OFFSET)."""
+    return start + count > LARGEST_OFFSET
+
 
 def page_of_ids(queryset, number, per_page: int) -> Page:
     """What Django's `Paginator(ids, per_page).get_page(number)` gives for `queryset`'s
@@ -12,13 +22,14 @@ def page_of_ids(queryset, number, per_page: int) -> Page:
     rows anyway: Django's paginator counts with a query of its own, which reads every
     matching row a second time (My work: a CAM's 350 partners' open cases, twice). A number
     below 1 or past the last page is shown as get_page shows it, the last page, by Django's
-    own COUNT and page queries (after the page's query found no row, for one past the end).
+    own COUNT and page queries (after the page's query found no row, for one past the end,
+    or without it for a page beyond any table's end).
     """
     ids = queryset.values_list("pk", flat=True)
     paginator = Paginator(ids, per_page)
     wanted = _page_number(number)
     rows = []
-    if wanted is not None:
+    if wanted is not None and not beyond_any_table((wanted - 1) * per_page, per_page):
         start = (wanted - 1) * per_page
         rows = list(
             queryset.annotate(rows_in_all=Window(Count("*"))).values_list("pk", "rows_in_all")[

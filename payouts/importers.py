@@ -183,14 +183,27 @@ def import_csv(kind: str, content: bytes | str) -> ImportReport:
         except UnicodeDecodeError:
             report.errors.append((0, "the file is not UTF-8 text."))
             raise ImportRejected(report) from None
-    reader = csv.DictReader(io.StringIO(content))
-    missing = [c for c in COLUMNS[kind] if c not in (reader.fieldnames or []) and c != "status"]
+    if "\x00" in content:
+        line = content.count("\n", 0, content.index("\x00")) + 1
+        report.errors.append((line, "the file holds a NUL character; it is not a text CSV."))
+        raise ImportRejected(report)
+    # newline="": the csv module's own reading of line ends (\r\n, \n, or \r alone, as old
+    # Mac exports write them), and line breaks inside quoted values kept as they are.
+    reader = csv.DictReader(io.StringIO(content, newline=""))
+    try:
+        fieldnames = reader.fieldnames or []
+        # Each row is reported by its line in the file (for a quoted value spanning lines,
+        # the line it ends on), so blank lines do not shift the numbers.
+        rows = [(reader.line_num, row) for row in reader] if fieldnames else []
+    except csv.Error as error:
+        # The line the csv module was reading (the DictReader counts only finished rows).
+        line = reader.reader.line_num
+        report.errors.append((line, f"the file cannot be read as CSV: {error}."))
+        raise ImportRejected(report) from None
+    missing = [c for c in COLUMNS[kind] if c not in fieldnames and c != "status"]
     if missing:
         report.errors.append((1, f"header lacks column(s): {', '.join(missing)}."))
         raise ImportRejected(report)
-    # Each row is reported by its line in the file (for a quoted value spanning lines, the
-    # line it ends on), so blank lines do not shift the numbers.
-    rows = [(reader.line_num, row) for row in reader]
     report.rows = len(rows)
     if report.rows > MAX_ROWS:
         report.errors.append((0, f"{report.rows} rows; at most {MAX_ROWS} per file."))

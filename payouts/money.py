@@ -21,9 +21,13 @@ def to_money(value) -> Decimal:
         raise ValidationError(f"{value!r} is not an amount; write it like 1234.50.") from None
     if not amount.is_finite():
         raise ValidationError(f"{value!r} is not an amount; write it like 1234.50.")
-    if amount != amount.quantize(CENT, rounding=ROUND_HALF_UP):
+    try:
+        in_cents = amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than a Decimal holds in cents
+        raise ValidationError(f"{value} is too large to be an amount.") from None
+    if amount != in_cents:
         raise ValidationError(f"{value} has more than two decimal places.")
-    return amount.quantize(CENT)
+    return in_cents
 
 
 class MoneyField(models.DecimalField):
