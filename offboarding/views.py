@@ -11,7 +11,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import Role, has_role
-from partnerops.pagination import LARGEST_ID, page_of_ids
+from partnerops.pagination import page_of_ids
+from partnerops.params import row_id
 from partners.access import get_partner_for
 from payouts.selectors import open_balance
 
@@ -45,14 +46,6 @@ def my_work(request):
     return render(request, "offboarding/my_work.html", _case_table(cases, page))
 
 
-def _id_or_none(value: str | None) -> int | None:
-    """A row id from the address, or None for anything that cannot be one ("²" is a digit
-    to str.isdigit but not to int; ids are 64-bit)."""
-    if value and value.isascii() and value.isdigit() and int(value) <= LARGEST_ID:
-        return int(value)
-    return None
-
-
 @require_GET
 def case_list(request):
     filters = {
@@ -64,7 +57,7 @@ def case_list(request):
     }
     if filters["lane"] not in {lane.value for lane in Lane}:
         filters["lane"] = ""
-    filters["cam_id"] = _id_or_none(filters["cam_id"])
+    filters["cam_id"] = row_id(filters["cam_id"])
     cases = selectors.case_list(request.user, **filters)
     ids = cases.values_list("pk", flat=True)
     table = _case_table(cases, Paginator(ids, PAGE_SIZE).get_page(request.GET.get("page")))

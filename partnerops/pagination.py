@@ -3,9 +3,9 @@
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Window
 
-# The largest id, LIMIT and OFFSET PostgreSQL and SQLite take: a signed 64-bit integer. A
-# page number from the address can ask for more; no table has that many rows.
-LARGEST_ID = LARGEST_OFFSET = 2**63 - 1
+# The largest LIMIT and OFFSET PostgreSQL and SQLite take: a signed 64-bit integer. A page
+# number from the address can ask for more; no table has that many rows.
+LARGEST_OFFSET = 2**63 - 1
 
 
 def beyond_any_table(start: int, count: int) -> bool:

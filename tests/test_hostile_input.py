@@ -193,3 +193,18 @@ def test_the_admin_shows_evidence_without_a_save_button_and_refuses_a_save(
     assert b'name="_save"' not in page.content
     assert client.post(url, {"_save": "Save"}).status_code == 403
     assert EvidenceFile.objects.get(pk=evidence.pk).original_name == evidence.original_name
+
+
+@pytest.mark.parametrize("selected", [["abc"], [HUGE], ["1", "²"]])
+def test_an_admin_action_on_a_selection_that_is_not_ids_is_a_400(
+    client, roles, superuser, selected
+):
+    client.force_login(superuser)
+    url = reverse("admin:auth_group_changelist")
+    response = client.post(url, {"action": "delete_selected", "_selected_action": selected})
+    assert response.status_code == 400
+    assert "not a row id" in response.content.decode()
+    chosen = [str(roles["cam"].groups.get().pk)]
+    asked = client.post(url, {"action": "delete_selected", "_selected_action": chosen})
+    assert asked.status_code == 200 and b"<title>Delete multiple objects" in asked.content
+    assert roles["cam"].groups.exists()
