@@ -34,6 +34,7 @@ from .money import to_money, validate_currency
 MAX_ROWS = 100_000
 MAX_AMOUNT = Decimal("1000000000000")  # 14 digits with 2 decimal places
 MAX_LENGTHS = {"reference": 80, "source": 40, "description": 200, "partner_record_id": 40}
+LOOKUP_BATCH = 1000  # references per query when looking for rows already stored
 
 COLUMNS = {
     "commissions": (
@@ -164,12 +165,21 @@ def _parse_row(kind, row, partners) -> dict:
     return values
 
 
-def _existing(kind, values):
-    model = MODELS[kind]
-    lookup = {"reference": values["reference"]}
-    if kind == "commissions":
-        lookup["source"] = values["source"]
-    return model.objects.filter(**lookup).first()
+def _rows_in_batches(queryset, field: str, values):
+    """The rows of `queryset` whose `field` is one of `values`: one query per LOOKUP_BATCH
+    values (a file can name 100,000; SQLite takes at most 32,766 parameters a query)."""
+    values = sorted(values)
+    for start in range(0, len(values), LOOKUP_BATCH):
+        yield from queryset.filter(**{f"{field}__in": values[start : start + LOOKUP_BATCH]})
+
+
+def _existing(kind, parsed) -> dict:
+    """The stored rows the file's rows name, by (source, reference)."""
+    references = {values["reference"] for _, values in parsed}
+    return {
+        (getattr(row, "source", None), row.reference): row
+        for row in _rows_in_batches(MODELS[kind].objects.all(), "reference", references)
+    }
 
 
 def import_csv(kind: str, content: bytes | str) -> ImportReport:
@@ -209,7 +219,9 @@ def import_csv(kind: str, content: bytes | str) -> ImportReport:
         report.errors.append((0, f"{report.rows} rows; at most {MAX_ROWS} per file."))
         raise ImportRejected(report)
     record_ids = {(row.get("partner_record_id") or "").strip() for _, row in rows}
-    partners = {p.record_id: p for p in Partner.objects.filter(record_id__in=record_ids)}
+    partners = {
+        p.record_id: p for p in _rows_in_batches(Partner.objects.all(), "record_id", record_ids)
+    }
     parsed, seen = [], {}
     for line, row in rows:
         try:
@@ -226,8 +238,9 @@ def import_csv(kind: str, content: bytes | str) -> ImportReport:
         seen[key] = line
         parsed.append((line, values))
     to_create = []
+    stored = _existing(kind, parsed)
     for line, values in parsed:
-        existing = _existing(kind, values)
+        existing = stored.get((values.get("source"), values["reference"]))
         if existing is None:
             to_create.append(values)
         elif all(getattr(existing, name) == values[name] for name in COMPARED[kind]):

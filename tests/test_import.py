@@ -11,6 +11,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -136,6 +138,24 @@ def test_importing_the_same_file_again_changes_nothing(partners, kind):
     assert (report.rows, report.created, report.unchanged, report.errors) == (3, 0, 3, [])
     assert snapshot() == before
     assert "3 already present" in report.summary()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_large_file_is_checked_in_a_few_queries_whatever_its_length(partners, kind):
+    """Partners and stored rows are looked up 1,000 at a time, not one query a row."""
+    rows = []
+    for n in range(2_100):
+        row = dict(good_rows(kind)[n % 3])
+        row["reference"] = f"BIG-{n:05d}"
+        rows.append(row)
+    content = to_csv(kind, rows).encode()
+    assert import_csv(kind, content).created == 2_100
+    with CaptureQueriesContext(connection) as queries:
+        report = import_csv(kind, content)
+    assert (report.created, report.unchanged, report.errors) == (0, 2_100, [])
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    # One partner query (two record ids) and three of stored rows (2,100 references).
+    assert len(reads) == 4
 
 
 def test_a_file_with_new_and_known_rows_adds_only_the_new_ones(partners):
