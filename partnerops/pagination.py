@@ -3,15 +3,14 @@
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Window
 
-# The largest LIMIT and OFFSET PostgreSQL and SQLite take: a signed 64-bit integer. A page
-# number from the address can ask for more; no table has that many rows.
-LARGEST_OFFSET = 2**63 - 1
+from .params import LARGEST_INTEGER
 
 
 def beyond_any_table(start: int, count: int) -> bool:
     """Whether rows start..start+count lie past any table's end, too far to ask the
-    database for (it would refuse the OFFSET)."""
-    return start + count > LARGEST_OFFSET
+    database for (it would refuse the OFFSET). A page number from the address can ask
+    for that; no table has that many rows."""
+    return start + count > LARGEST_INTEGER
 
 
 def page_of_ids(queryset, number, per_page: int) -> Page:
@@ -29,8 +28,8 @@ def page_of_ids(queryset, number, per_page: int) -> Page:
     paginator = Paginator(ids, per_page)
     wanted = _page_number(number)
     rows = []
-    if wanted is not None and not beyond_any_table((wanted - 1) * per_page, per_page):
-        start = (wanted - 1) * per_page
+    start = (wanted - 1) * per_page if wanted is not None else None
+    if start is not None and not beyond_any_table(start, per_page):
         rows = list(
             queryset.annotate(rows_in_all=Window(Count("*"))).values_list("pk", "rows_in_all")[
                 start : start + per_page

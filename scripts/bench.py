@@ -635,6 +635,20 @@ def print_table(report: dict) -> None:
 # ----------------------------------------------------------------------------------- main
 
 
+def stored_page_plan(database_url: str, script: str, wanted: list[str]) -> dict[str, dict]:
+    """For the in-process scripts: the bench plan's pages by name, for the data set stored
+    in `database_url`; exits with `script`'s message if there is none or a page in `wanted`
+    is not one of them."""
+    meta = stored_meta(db_params(database_url))
+    if meta is None:
+        sys.exit(f"{script}: no data set in the bench database; run `make bench` first")
+    pages = {page["name"]: page for page in page_plan(meta, "2100-01-01T00:00:00Z")}
+    unknown = [name for name in wanted if name not in pages]
+    if unknown:
+        sys.exit(f"{script}: no page {', '.join(unknown)}; pages: {', '.join(pages)}")
+    return pages
+
+
 def production_env(database_url: str, *, allowed_hosts: str) -> dict:
     """The environment the benchmark runs Django in: the production settings on the bench
     database, over plain HTTP, with the floor page on and files under var/bench/."""

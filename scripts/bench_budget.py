@@ -92,13 +92,7 @@ def main(argv: list[str]) -> int:
     if args.rounds < 1 or args.requests < 1:
         parser.error("--rounds and --requests must be at least 1")
     database_url = os.environ.get("BENCH_DATABASE_URL", bench.DEFAULT_URL)
-    meta = bench.stored_meta(bench.db_params(database_url))
-    if meta is None:
-        sys.exit("bench_budget: no data set in the bench database; run `make bench` first")
-    plan = {page["name"]: page for page in bench.page_plan(meta, "2100-01-01T00:00:00Z")}
-    unknown = [name for name in args.pages if name not in plan]
-    if unknown:
-        sys.exit(f"bench_budget: no page {', '.join(unknown)}; pages: {', '.join(plan)}")
+    plan = bench.stored_page_plan(database_url, "bench_budget", args.pages)
     names = ["floor", *(name for name in args.pages or plan if name != "floor")]
     os.environ.update(bench.production_env(database_url, allowed_hosts="testserver"))
     results = measure([plan[name] for name in names], args.rounds, args.requests)

@@ -69,22 +69,13 @@ def instructions(env: dict, name: str, count: int) -> int:
     sys.exit(f"bench_instructions: callgrind wrote no total for {name}")
 
 
-def plan(database_url: str) -> dict[str, dict]:
-    meta = bench.stored_meta(bench.db_params(database_url))
-    if meta is None:
-        sys.exit("bench_instructions: no data set in the bench database; run `make bench` first")
-    return {page["name"]: page for page in bench.page_plan(meta, "2100-01-01T00:00:00Z")}
-
-
 def main(argv: list[str]) -> int:
     database_url = os.environ.get("BENCH_DATABASE_URL", bench.DEFAULT_URL)
-    pages = plan(database_url)
     if argv[:1] == ["--child"]:
+        pages = bench.stored_page_plan(database_url, "bench_instructions", [argv[1]])
         requests(pages[argv[1]], int(argv[2]))
         return 0
-    unknown = [name for name in argv if name not in pages]
-    if unknown:
-        sys.exit(f"bench_instructions: no page {', '.join(unknown)}; pages: {', '.join(pages)}")
+    pages = bench.stored_page_plan(database_url, "bench_instructions", argv)
     env = bench.production_env(database_url, allowed_hosts="testserver")
     names = argv or list(pages)
     if "floor" not in names:
