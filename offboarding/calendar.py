@@ -47,7 +47,9 @@ class BusinessCalendar:
         return moment.astimezone(self.tz).date()
 
     def is_business_day(self, day: dt.date) -> bool:
-        return day.weekday() < 5 and day not in self.holidays
+        """A working day of the configured country: its own weekend (Friday and Saturday in
+        IL or SA, Saturday and Sunday in most) and its holidays, as `holidays` knows them."""
+        return self.holidays.is_working_day(day)
 
     def next_business_day(self, day: dt.date) -> dt.date:
         day += dt.timedelta(days=1)

@@ -349,3 +349,41 @@ def test_remind_at(settings_, step_number, activated, notice, due, remind):
 
 def test_no_due_time_means_no_reminder():
     assert remind_at(STEP_BY_NUMBER[8], None, local(2026, 4, 14, 9)) is None
+
+
+# The working week is the configured country's own. Israel rests Friday and Saturday:
+# 2026-12-04 is a Friday, 12-05 a Saturday, 12-06 a Sunday (a working day there). Hanukkah
+# (12-05..12-12 in 2026) is not a public holiday in the calendar, so it does not count.
+@pytest.fixture(scope="module")
+def israel():
+    return BusinessCalendar(
+        time_zone="Asia/Jerusalem", country="IL", subdivision=None, cutoff="17:00"
+    )
+
+
+@pytest.mark.parametrize(
+    ("day", "expected"),
+    [
+        (dt.date(2026, 12, 3), True),  # Thursday
+        (dt.date(2026, 12, 4), False),  # Friday: weekend in IL
+        (dt.date(2026, 12, 5), False),  # Saturday
+        (dt.date(2026, 12, 6), True),  # Sunday: a working day in IL
+        (dt.date(2026, 12, 7), True),  # Monday
+    ],
+)
+def test_working_week_comes_from_the_country_calendar(israel, day, expected):
+    assert israel.is_business_day(day) is expected
+
+
+def test_friday_saturday_weekend_moves_a_deadline_to_sunday(israel):
+    jerusalem = ZoneInfo("Asia/Jerusalem")
+    thursday_evening = dt.datetime(2026, 12, 3, 18, 0, tzinfo=jerusalem)
+    # After Thursday's cut-off: handled on Sunday, so "same business day" is Sunday 17:00.
+    assert israel.same_business_day(thursday_evening) == dt.datetime(
+        2026, 12, 6, 17, 0, tzinfo=jerusalem
+    )
+    # First business day after Thursday morning is Sunday, not Friday.
+    thursday_morning = dt.datetime(2026, 12, 3, 9, 0, tzinfo=jerusalem)
+    assert israel.first_business_day_after(thursday_morning) == dt.datetime(
+        2026, 12, 6, 17, 0, tzinfo=jerusalem
+    )
