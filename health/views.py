@@ -1,4 +1,9 @@
-"""/healthz: is the database answering, the broker reachable, and a worker alive?"""
+"""/healthz: is the database answering, the broker reachable, and a worker alive?
+
+Anyone (a load balancer, a container health check) gets only the verdict, `{"status":
+"ok"}` with 200 or `{"status": "failing"}` with 503. The detail of each check, whose error
+text can name hosts, users and driver messages, is for logged-in staff users only.
+"""
 
 import datetime as dt
 
@@ -56,17 +61,24 @@ def _worker() -> dict:
     }
 
 
+def _is_staff(request) -> bool:
+    """Whether the caller may read the detail. Reading the session and the user needs the
+    database, which may be the thing that is down: then nobody gets the detail, and the
+    verdict is still answered (never a 500)."""
+    try:
+        user = request.user
+        return bool(user.is_authenticated and user.is_active and user.is_staff)
+    except Exception:
+        return False
+
+
 @never_cache
 @login_not_required
 @require_GET
 def healthz(request):
     checks = {"database": _database(), "broker": _broker(), "worker": _worker()}
     healthy = all(check["ok"] for check in checks.values())
-    return JsonResponse(
-        {
-            "status": "ok" if healthy else "degraded",
-            "time": dt.datetime.now(dt.UTC).isoformat(),
-            **checks,
-        },
-        status=200 if healthy else 503,
-    )
+    body = {"status": "ok" if healthy else "failing"}
+    if _is_staff(request):
+        body |= {"time": dt.datetime.now(dt.UTC).isoformat(), **checks}
+    return JsonResponse(body, status=200 if healthy else 503)

@@ -26,6 +26,14 @@ class NotificationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # Every field is read-only; a Save would only write the row back as it was read,
+        # over what the delivery worker recorded meanwhile. Retries go through the action.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the record of who was told what, written by the services only
+
     @admin.action(description="Send the email again (failed rows)")
     def retry_email(self, request, queryset):
         from .services import enqueue_delivery

@@ -5,6 +5,7 @@ status, reason, offboard date, opted-out, distribution group and landing pages; 
 ("SFDC") holds licences; the partner portal holds referral links and the portal account.
 """
 
+from django.apps import apps
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -100,14 +101,73 @@ class Partner(ConcurrentTransitionMixin, models.Model):
         self.offboard_date = offboard_date
 
 
+class CaseRecordProtected(models.ProtectedError):
+    """A licence or referral link of a partner with an offboarding case cannot be deleted."""
+
+
+def refuse_deleting_records_of_cased_partners(model, partner_ids) -> None:
+    """Refuse to delete licences or referral links of a partner that has an offboarding case.
+
+    Licences and referral links are what steps 6 and 12 suspend and deactivate: once the
+    partner has a case (open, done or withdrawn), deleting one would erase what the case
+    history speaks of, and a deleted link can no longer be shown inactive. So for these rows
+    `instance.delete()` and every `QuerySet.delete()` (including `partner.licences.all()`)
+    check first and raise `CaseRecordProtected`, a `ProtectedError` naming the case, before
+    anything is written: as with a PROTECT foreign key, the caller's transaction stays usable.
+
+    `Licence.partner` and `ReferralLink.partner` stay CASCADE, not PROTECT, so that a partner
+    registered by mistake (no case, no ledger line) can still be deleted with its licences
+    and links. Deleting a partner *with* a case, payout, payment, commission, order or
+    override is refused by those PROTECT foreign keys while Django collects what to delete,
+    so a cascade never reaches the licences of a partner with a case. Django admin never gets
+    this far either: its inlines offer no delete for such a partner (`partners.admin`).
+    """
+    case_model = apps.get_model("offboarding", "Case")
+    cases = list(case_model.objects.filter(partner_id__in=partner_ids).order_by("pk")[:1])
+    if cases:
+        raise CaseRecordProtected(
+            f"Cannot delete {model._meta.verbose_name_plural}: their partner has an "
+            f"offboarding case ({cases[0]}); steps suspend or deactivate them, nothing "
+            "deletes them.",
+            set(cases),
+        )
+
+
+class PartnerSystemQuerySet(models.QuerySet):
+    """Licences and referral links: a bulk delete is checked like a single one."""
+
+    def delete(self):
+        partner_ids = self.order_by().values("partner_id")
+        refuse_deleting_records_of_cased_partners(self.model, partner_ids)
+        return super().delete()
+
+    delete.alters_data = True
+    delete.queryset_only = True
+
+
+class PartnerSystemRecord(models.Model):
+    """What licences and referral links share: kept while their partner has a case."""
+
+    objects = PartnerSystemQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def delete(self, using=None, keep_parents=False):
+        refuse_deleting_records_of_cased_partners(type(self), [self.partner_id])
+        return super().delete(using=using, keep_parents=keep_parents)
+
+
 class LicenceStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     SUSPENDED = "suspended", "Suspended"
 
 
-class Licence(models.Model):
+class Licence(PartnerSystemRecord):
     """A licence or SKU on the partner's CRM account (the source's "SFDC asset page")."""
 
+    # CASCADE only reaches a partner with no case, payout or payment (those relations are
+    # PROTECT); see `refuse_deleting_records_of_cased_partners`.
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="licences")
     sku = models.CharField("SKU", max_length=40)
     product_name = models.CharField(max_length=200)
@@ -136,9 +196,10 @@ class ReferralLinkStatus(models.TextChoices):
     DEACTIVATED = "deactivated", "Deactivated"
 
 
-class ReferralLink(models.Model):
+class ReferralLink(PartnerSystemRecord):
     """A referral link in the partner portal: how clients reach, and pay, the partner."""
 
+    # See `Licence.partner`: CASCADE for an unused partner, refused once it has a case.
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="referral_links")
     code = models.SlugField(max_length=60, unique=True)
     target_url = models.URLField(max_length=300)

@@ -11,6 +11,11 @@ from .models import Commission, GuardOverride, Order, Payment, Payout
 
 
 class ReadOnlyLedgerAdmin(admin.ModelAdmin):
+    """Shown, never written: every field (whatever fields the model has now or gains) is
+    read-only, and there is no add, change or delete. A Save here would write back the whole
+    row as it was read, over a payment the services recorded meanwhile; status, paid amount,
+    payments and overrides change only through `payouts.services` and the CSV importer."""
+
     # Ledger tables run to millions of rows: no full count on every filtered page.
     show_full_result_count = False
 
@@ -19,6 +24,9 @@ class ReadOnlyLedgerAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # view-only: `has_view_permission` still accepts view or change perms
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -110,5 +118,12 @@ class PaymentAdmin(ReadOnlyLedgerAdmin):
 
 @admin.register(GuardOverride)
 class GuardOverrideAdmin(ReadOnlyLedgerAdmin):
-    list_display = ("partner", "approved_by", "reason", "created_at")
-    list_select_related = ("partner", "approved_by")
+    """Overrides are granted and approved through the guard's service only. The columns and
+    joins come from the model's fields, so a field added to `GuardOverride` is shown, read-only,
+    with no change here."""
+
+    def get_list_display(self, request):
+        return ["__str__", *(field.name for field in self.model._meta.fields if field.name != "id")]
+
+    def get_list_select_related(self, request):
+        return [field.name for field in self.model._meta.fields if field.many_to_one]
