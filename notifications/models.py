@@ -15,6 +15,9 @@ class NotificationKind(models.TextChoices):
     CASE_CLOSED = "case_closed", "Case closed"
     PAYOUT_TO_VERIFY = "payout_to_verify", "Payouts ready to verify"
     PAYMENT_EXCEPTION = "payment_exception", "Payment to an offboarded partner"
+    RECORD_CORRECTED = "record_corrected", "Partner record corrected"
+    OVERRIDE_TO_APPROVE = "override_to_approve", "Payment-guard override to approve"
+    OVERRIDE_DECIDED = "override_decided", "Payment-guard override approved or refused"
     DAILY_DIGEST = "daily_digest", "Daily digest"
 
 

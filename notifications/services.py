@@ -174,3 +174,42 @@ def case_closed(*, case, actor):
         title=f"{case.partner} is offboarded",
         body=f"Offboard date {case.offboard_date}.",
     )
+
+
+def record_corrected(*, case, actor, what: str, reason: str):
+    """The partner record changed under an open case: its CAM and whoever holds the active
+    step see what the case now follows."""
+    send(
+        [
+            u
+            for u in [case.partner.cam, *step_performers(case)]
+            if u is not None and u.pk != actor.pk
+        ],
+        kind=NotificationKind.RECORD_CORRECTED,
+        case=case,
+        title=f"Partner record corrected — {case.partner}",
+        body=f"{what}. Reason: {reason}",
+    )
+
+
+def override_requested(*, override, actor, approvers):
+    """A second CAR user must approve a payment after the offboard date (Decision D)."""
+    send(
+        [u for u in approvers if u.pk != actor.pk],
+        kind=NotificationKind.OVERRIDE_TO_APPROVE,
+        case=override.case,
+        title=f"Override to approve — {override.partner}",
+        body=f"{override.describe()}. Reason: {override.reason}",
+    )
+
+
+def override_decided(*, override, actor):
+    verdict = "approved" if override.approved_by_id else "refused"
+    send(
+        [override.requested_by] if override.requested_by_id != actor.pk else [],
+        kind=NotificationKind.OVERRIDE_DECIDED,
+        case=override.case,
+        title=f"Override {verdict} — {override.partner}",
+        body=f"{override.describe()}. {verdict.capitalize()} by "
+        f"{actor.get_full_name() or actor.get_username()}.",
+    )

@@ -6,7 +6,13 @@ when `can_perform` (a lane's step) or `can_withdraw` says so.
 
 from django.http import Http404
 
-from .process import LANE_PERMISSION, OWNER_LANES, WITHDRAWABLE_STATES, Lane
+from .process import (
+    LANE_PERMISSION,
+    OWNER_LANES,
+    PORTAL_CORRECTABLE_STATES,
+    WITHDRAWABLE_STATES,
+    Lane,
+)
 
 
 def sees_all_cases(user) -> bool:
@@ -66,6 +72,11 @@ def can_withdraw(user, case) -> bool:
     return sees_all_cases(user) or owns_partner(user, case.partner)
 
 
+def can_correct_portal(user, case) -> bool:
+    """Sales Ops owns the partner record; its portal may change until step 10 branches."""
+    return case.state in PORTAL_CORRECTABLE_STATES and holds_lane(user, Lane.SALES_OPS)
+
+
 def paid_by(case) -> set[int]:
     """Ids of the users who recorded payments on this case (Decision B's makers)."""
     return set(case.payments.values_list("recorded_by_id", flat=True))
@@ -78,3 +89,9 @@ def can_verify_payouts(user, case, payers: set[int] | None = None) -> bool:
     if not can_perform(user, case, Lane.CAR):
         return False
     return user.pk not in (paid_by(case) if payers is None else payers)
+
+
+def can_read_money(user) -> bool:
+    """May `user` read payouts and payments (the final statement)? CAR and partner-ops
+    managers; the same rule as the statement page (`payouts.views._can_read_money`)."""
+    return user.is_superuser or user.has_perm("payouts.view_payout")

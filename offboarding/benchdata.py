@@ -44,6 +44,7 @@ import queue
 import random
 import threading
 import time
+import types
 import uuid
 from dataclasses import dataclass, field
 
@@ -57,6 +58,7 @@ from django.utils import timezone
 
 from accounts.roles import Role
 
+from . import case_chain
 from .calendar import BusinessCalendar
 from .deadlines import reminder_lead
 from .demo import DEMO_PASSWORD, USERS
@@ -134,6 +136,49 @@ def _ts(seconds: float | None) -> str:
     if seconds is None:
         return NULL
     return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
+
+
+class _EventSealer:
+    """The COPY line of each generated event, sealed as CaseEvent.save seals a row
+    (offboarding.case_chain): position, previous hash and hash, case by case. The events of a
+    case come one after another, in the order of their ids."""
+
+    def __init__(self):
+        self.case_id = None
+        self.position = 0
+        self.previous = case_chain.GENESIS
+
+    def __call__(self, event_id, kind, step, from_state, to_state, at, data, actor, case_id, due):
+        if case_id != self.case_id:
+            self.case_id, self.position, self.previous = case_id, 0, case_chain.GENESIS
+        self.position += 1
+
+        def moment(seconds):
+            return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+        event = types.SimpleNamespace(
+            case_id=case_id,
+            position=self.position,
+            previous_hash=self.previous,
+            kind=kind,
+            step_number=step,
+            from_state=from_state,
+            to_state=to_state,
+            actor_id=actor,
+            created_at=moment(at),
+            due_at=moment(due),
+            data=data,
+            note="",
+            evidence_digests=[],
+        )
+        digest = case_chain.event_hash(event)
+        line = (
+            f"{event_id}\t{kind}\t{NULL if step is None else step}\t{from_state}\t{to_state}\t"
+            f"{_ts(at)}\t{_json(data)}\t\t{actor}\t{case_id}\t{_ts(due)}\t"
+            f"{self.position}\t[]\t{self.previous}\t{digest}"
+        )
+        self.previous = digest
+        return line
 
 
 def _money(cents: int) -> str:
@@ -1049,7 +1094,9 @@ class Generator:
     def _case_payment(self, case, payout, amount, when):
         paid_on = self.deadlines.local_date(when)
         if case.partner.offboard_date and paid_on > case.partner.offboard_date:
-            paid_on = case.partner.offboard_date  # dated when paid, recorded later
+            # Paid and recorded on the offboard date itself: any later needs an override.
+            paid_on = case.partner.offboard_date
+            when = min(when, self.deadlines.at(paid_on, 16))
         paid_on = max(paid_on, payout.earned)
         payment = self.new_payment(amount, paid_on, when, case.payer, case=case.id)
         case.extra_events.append((when, "payment", (payout, payment), case.payer))
@@ -1305,10 +1352,30 @@ class Generator:
 
     def emit_overrides(self, loader):
         sink = loader.sink(
-            "payouts_guardoverride", ["id", "reason", "created_at", "approved_by_id", "partner_id"]
+            "payouts_guardoverride",
+            [
+                "id",
+                "reason",
+                "created_at",
+                "requested_by_id",
+                "approved_by_id",
+                "decided_at",
+                "partner_id",
+                "status",
+                "kind",
+                "currency",
+                "reference",
+                "refusal_reason",
+                "single_approval",
+            ],
         )
-        for override_id, partner_id, approver, reason, created in self.overrides:
-            sink.add(f"{override_id}\t{reason}\t{_ts(created)}\t{approver}\t{partner_id}")
+        # Asked by CAR's first user, approved by the second (Decision D's four eyes).
+        requester, approver = self.cars
+        for override_id, partner_id, _, reason, created in self.overrides:
+            sink.add(
+                f"{override_id}\t{reason}\t{_ts(created)}\t{requester}\t{approver}\t"
+                f"{_ts(created)}\t{partner_id}\tused\tpayment\t\t\t\tf"
+            )
         return sink.close()
 
     def emit_payouts(self, loader):
@@ -1639,12 +1706,16 @@ class Generator:
                 "actor_id",
                 "case_id",
                 "due_at",
+                "position",
+                "evidence_digests",
+                "previous_hash",
+                "hash",
             ],
         )
         event_id = 0
         deadlines = self.deadlines
         first_step = STEP_BY_NUMBER[1]
-        empty = "{}"
+        seal = _EventSealer()
         for case in self.cases:
             path, times = case.path, case.times
             # The state each completion moved the case to.
@@ -1655,10 +1726,7 @@ class Generator:
                 after.append(case.state)  # "done", or the step the case stands at
             cam = case.partner.cam
             event_id += 1
-            sink.add(
-                f"{event_id}\topened\t{NULL}\t\t{after[0]}\t{_ts(times[0])}\t{empty}\t\t"
-                f"{cam}\t{case.id}\t{NULL}"
-            )
+            sink.add(seal(event_id, "opened", None, "", after[0], times[0], {}, cam, case.id, None))
             received = deadlines.at(case.received_on, 0)
             # Payments, voids and order resolutions happen while step 8 is active.
             extra = sorted(case.extra_events, key=lambda e: e[0])
@@ -1670,30 +1738,49 @@ class Generator:
                     due = deadlines.due(STEP_BY_NUMBER[step], times[index - 1], case.notice)
                 while extra_at < len(extra) and extra[extra_at][0] < times[index]:
                     event_id += 1
-                    sink.add(self._extra_event(event_id, case, extra[extra_at]))
+                    sink.add(seal(event_id, *self._extra_event(case, extra[extra_at])))
                     extra_at += 1
                 event_id += 1
                 data = self._step_data(case, step)
                 sink.add(
-                    f"{event_id}\tstep_completed\t{step}\tstep_{step}\t{after[index]}\t"
-                    f"{_ts(times[index])}\t{_json(data) if data else empty}\t\t"
-                    f"{self._actor(case, step)}\t{case.id}\t{_ts(due)}"
+                    seal(
+                        event_id,
+                        "step_completed",
+                        step,
+                        f"step_{step}",
+                        after[index],
+                        times[index],
+                        data or {},
+                        self._actor(case, step),
+                        case.id,
+                        due,
+                    )
                 )
             while extra_at < len(extra):  # the case stands at step 8
                 event_id += 1
-                sink.add(self._extra_event(event_id, case, extra[extra_at]))
+                sink.add(seal(event_id, *self._extra_event(case, extra[extra_at])))
                 extra_at += 1
             if case.state == "withdrawn":
                 event_id += 1
+                reason = {"reason": "Partner rescinded after a call."}
                 sink.add(
-                    f"{event_id}\twithdrawn\t{NULL}\t{after[-1]}\twithdrawn\t"
-                    f"{_ts(case.withdrawn_at)}\t"
-                    f'{{"reason":"Partner rescinded after a call."}}\t\t'
-                    f"{cam}\t{case.id}\t{NULL}"
+                    seal(
+                        event_id,
+                        "withdrawn",
+                        None,
+                        after[-1],
+                        "withdrawn",
+                        case.withdrawn_at,
+                        reason,
+                        cam,
+                        case.id,
+                        None,
+                    )
                 )
         return sink.close()
 
-    def _extra_event(self, event_id, case, extra) -> str:
+    def _extra_event(self, case, extra) -> tuple:
+        """kind, step, from and to state, time, data, actor, case and due of the event."""
         when, kind, payload, actor = extra
         if kind == "payment":
             payout, payment = payload
@@ -1714,10 +1801,7 @@ class Generator:
             order_id, outcome = payload
             data = {"order": f"OR-{order_id:08d}", "outcome": outcome, "note": "Resolved"}
             event_kind = "ledger_changed"
-        return (
-            f"{event_id}\t{event_kind}\t8\tstep_8\tstep_8\t{_ts(when)}\t{_json(data)}\t\t"
-            f"{actor}\t{case.id}\t{NULL}"
-        )
+        return (event_kind, 8, "step_8", "step_8", when, data, actor, case.id, None)
 
     # ---- notifications
     def emit_notifications(self, loader):

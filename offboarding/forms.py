@@ -286,16 +286,31 @@ class VerifyPayoutsForm(StepForm):
 
 
 class PortalForm(StepForm):
-    """Step 10."""
+    """Step 10 (Decision C): the CAM confirms the portal the partner record names; the
+    branch follows the record. The portal shown travels with the form, so a record
+    corrected meanwhile is noticed instead of confirmed unseen."""
 
-    portal = forms.ChoiceField(
-        label="Which partner portal?", choices=Portal.choices, widget=forms.RadioSelect
-    )
+    portal = forms.ChoiceField(choices=Portal.choices, widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.case is not None:
-            self.fields["portal"].initial = self.case.partner.portal
+            portal = self.case.partner.portal
+            self.fields["portal"].initial = portal
+            self.fields["confirm"] = forms.BooleanField(
+                label=f"The partner is on the {Portal(portal).label.lower()}, as its record says",
+                help_text="The case follows the partner record. If the record is wrong, Sales "
+                "Ops corrects it on this page first.",
+            )
+
+    def clean_portal(self):
+        portal = self.cleaned_data["portal"]
+        if self.case is not None and portal != self.case.partner.portal:
+            raise forms.ValidationError(
+                f"The partner record now says {self.case.partner.get_portal_display()}: "
+                "review it and confirm again."
+            )
+        return portal
 
 
 class PortalAdminNoticeForm(StepForm):
@@ -350,3 +365,23 @@ class WithdrawForm(forms.Form):
         super().__init__(*args, **kwargs)
         if case is not None and "expected_state" in self.fields:
             self.fields["expected_state"].initial = case.state
+
+
+class PortalCorrectionForm(forms.Form):
+    """Sales Ops corrects the partner record's portal (Decision C), with the reason."""
+
+    expected_state = forms.CharField(widget=forms.HiddenInput)
+    portal = forms.ChoiceField(
+        label="The partner is on", choices=Portal.choices, widget=forms.RadioSelect
+    )
+    reason = forms.CharField(
+        label="Why is the record wrong?",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=1000,
+    )
+
+    def __init__(self, *args, case=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if case is not None:
+            self.fields["expected_state"].initial = case.state
+            self.fields["portal"].initial = case.partner.portal

@@ -14,9 +14,8 @@ from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
 from partners.models import LicenceStatus, Portal, ReferralLinkStatus
-from payouts.selectors import mark_payments_after_offboard_date
 
-from . import access
+from . import access, end_state
 from .process import (
     CAR_STATES,
     CLOSED_STATES,
@@ -71,6 +70,16 @@ def _can_withdraw(case, user) -> bool:
 
 def _nothing_outstanding(case) -> bool:
     return not case.money_on_the_table()
+
+
+def _gone_everywhere(case) -> bool:
+    """Decision C: what earlier steps own holds (end_state.FACTS), so Done may follow."""
+    return not end_state.gaps(case.partner, before_close=True)
+
+
+def _gone_everywhere_unless_beta(case) -> bool:
+    """Step 10 closes the case only off the beta portal; on it, steps 11-13 follow."""
+    return case.partner.portal == Portal.BETA or _gone_everywhere(case)
 
 
 class Case(ConcurrentTransitionMixin, models.Model):
@@ -222,7 +231,6 @@ class Case(ConcurrentTransitionMixin, models.Model):
         partner = self.partner
         partner.finish_offboarding(offboard_date=self.offboard_date or timezone.localdate())
         partner.save()
-        mark_payments_after_offboard_date(partner)
 
     # ---- the steps ----
     @transition(
@@ -249,7 +257,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
     def record_company_removal(self, *, by, data):
         """Step 2: legal action (documents on the event) -> 5, or 30-day notice sent -> 4.
 
-        Sets the notice and offboard dates.
+        Sets the notice and offboard dates (from here the payment guard applies).
         """
         self.legal_action = data["legal_action"]
         self._set_notice(data["notice_date"])
@@ -262,7 +270,8 @@ class Case(ConcurrentTransitionMixin, models.Model):
         permission=_lane_permission(Lane.PARTNER),
     )
     def record_resignation(self, *, by, data):
-        """Step 3: the partner's resignation notice. Sets the notice and offboard dates."""
+        """Step 3: the partner's resignation notice. Sets the notice and offboard dates (from
+        here the payment guard applies)."""
         self._set_notice(data["notice_date"], data.get("requested_exit_date"))
 
     @transition(
@@ -291,7 +300,6 @@ class Case(ConcurrentTransitionMixin, models.Model):
         partner.in_distribution_group = False
         partner.landing_page_access = False
         partner.save()
-        mark_payments_after_offboard_date(partner)
 
     @transition(
         field=state,
@@ -342,11 +350,14 @@ class Case(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=CaseState.STEP_10,
         target=RETURN_VALUE(CaseState.STEP_11, CaseState.DONE),
+        conditions=[_gone_everywhere_unless_beta],
         permission=_lane_permission(Lane.CAM),
     )
     def confirm_portal(self, *, by, data):
-        """Step 10: beta portal -> 11; otherwise Done, which marks the partner offboarded."""
-        self.portal = data["portal"]
+        """Step 10 (Decision C): the branch follows the partner record's portal, which the
+        CAM confirms: beta portal -> 11; otherwise Done, which marks the partner offboarded.
+        Done only when the partner is gone everywhere (`_gone_everywhere`)."""
+        self.portal = self.partner.portal
         target = branch_target_state(STEP_BY_NUMBER[10], self.portal)
         if target == CaseState.DONE:
             self._close()
@@ -377,6 +388,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=CaseState.STEP_13,
         target=CaseState.DONE,
+        conditions=[_gone_everywhere],
         permission=_lane_permission(Lane.PORTAL_ADMIN),
     )
     def confirm_removal(self, *, by, data):
@@ -405,6 +417,7 @@ class EventKind(models.TextChoices):
     STEP_COMPLETED = "step_completed", "Step completed"
     PAYMENT_RECORDED = "payment_recorded", "Payment recorded"
     LEDGER_CHANGED = "ledger_changed", "Ledger changed"
+    RECORD_CORRECTED = "record_corrected", "Partner record corrected"
     WITHDRAWN = "withdrawn", "Withdrawn"
 
 
@@ -413,7 +426,13 @@ class ImmutableRowError(Exception):
 
 
 class CaseEvent(models.Model):
-    """One entry of a case's history. Append-only: never updated, never deleted."""
+    """One entry of a case's history. Append-only: never updated, never deleted.
+
+    Tamper-evident: when the row is inserted, `offboarding.case_chain.seal` gives it its
+    position in the case's history, the previous event's hash and its own hash (over its
+    content, the evidence recorded with it and that previous hash). `verify_case_records`
+    and the case record export check the chain.
+    """
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="events")
     kind = models.CharField(max_length=20, choices=EventKind.choices)
@@ -429,10 +448,31 @@ class CaseEvent(models.Model):
     )
     data = models.JSONField(default=dict, blank=True)
     note = models.TextField(blank=True)
+    # The hash chain (offboarding.case_chain), set once by save() when the row is inserted.
+    position = models.PositiveIntegerField(
+        editable=False, help_text="The event's place in the case's history: 1, 2, 3, …"
+    )
+    evidence_digests = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="Name, size and SHA-256 of each file recorded with the event.",
+    )
+    previous_hash = models.CharField(max_length=64, editable=False)
+    hash = models.CharField(
+        max_length=64,
+        editable=False,
+        help_text="SHA-256 of the event's content and previous_hash (case_chain.HASH_RULE).",
+    )
 
     class Meta:
         ordering = ["created_at", "pk"]
         indexes = [models.Index(fields=["case", "created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "position"], name="caseevent_one_event_per_position"
+            ),
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()} · case {self.case_id}"
@@ -440,6 +480,9 @@ class CaseEvent(models.Model):
     def save(self, *args, **kwargs):
         if not self._state.adding:
             raise ImmutableRowError("Case events are append-only.")
+        from . import case_chain
+
+        case_chain.seal(self)
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):

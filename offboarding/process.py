@@ -274,6 +274,9 @@ CLOSED_STATES = (CaseState.DONE.value, CaseState.WITHDRAWN.value)
 # A case may be withdrawn until step 5 is completed; after that the partner has been
 # removed from systems and the case must run to Done.
 WITHDRAWABLE_STATES = tuple(state_for(n) for n in range(1, 6))
+# Decision C: until step 10's branch is taken, Sales Ops may correct the partner record's
+# portal, and the case follows the corrected record.
+PORTAL_CORRECTABLE_STATES = tuple(state_for(n) for n in range(1, 11))
 CAR_STATES = tuple(step.state for step in STEPS if step.lane == Lane.CAR)
 
 

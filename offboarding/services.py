@@ -15,11 +15,13 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed, has_transition_perm
 
 from notifications import services as notify
-from partners.models import LicenceStatus, Partner, PartnerStatus
+from partners.models import LicenceStatus, Partner, PartnerStatus, Portal
+from payouts.guard import flag_payments_after
 from payouts.selectors import final_statement, open_balance
 
-from . import access
+from . import access, end_state
 from .calendar import BusinessCalendar
+from .case_chain import upload_digests
 from .deadlines import due_at, remind_at
 from .models import Case, CaseEvent, EventKind, EvidenceFile
 from .process import NOTICE_PERIOD_DAYS, OWNER_LANES, STEP_BY_NUMBER, CaseState
@@ -82,6 +84,7 @@ def lock_case(case_id) -> Case:
 def record_event(
     case, *, kind, actor, from_state, step_number=None, data=None, note="", files=(), due_at=None
 ):
+    files = list(files)
     event = CaseEvent.objects.create(
         case=case,
         kind=kind,
@@ -92,6 +95,8 @@ def record_event(
         actor=actor,
         data=_json_ready(data or {}),
         note=note,
+        # Read before the row exists, so the files are inside the event's hash (case_chain).
+        evidence_digests=upload_digests(files),
     )
     _attach_evidence(event, files)
     return event
@@ -183,6 +188,14 @@ def complete_step(
         figures = _figures_for_event(case, step_number)
         from_state, step_due = case.state, case.step_due_at
         method(by=actor, data=data)
+        if from_state in (CaseState.STEP_2, CaseState.STEP_3):
+            # The offboard date is known from now: payments already after it are exceptions.
+            flag_payments_after(case.partner, case.offboard_date)
+        if case.state == CaseState.DONE:
+            # The closing transition has run; nothing is saved unless every fact holds.
+            missing = end_state.gaps(case.partner, before_close=False)
+            if missing:
+                raise ActionRefused(end_state.refusal(missing))
         _schedule_active_step(case, timezone.now())
         _save_transition(case)
         record_event(
@@ -234,6 +247,51 @@ def withdraw_case(*, actor, case_id, expected_state: str, reason: str) -> Case:
     return case
 
 
+def correct_partner_portal(
+    *, actor, case_id, expected_state: str, portal: str, reason: str
+) -> Case:
+    """Decision C: Sales Ops corrects the partner record's portal, audited on the case.
+
+    Possible until step 10's branch is taken; step 10 then follows the corrected record.
+    Side effects: a case event with the old and new portal and the reason; the CAM and the
+    active step's holders are notified.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise ActionRefused("Say why the partner record's portal is wrong.")
+    if portal not in Portal.values:
+        raise ActionRefused(f"{portal!r} is not a partner portal.")
+    with transaction.atomic():
+        case = lock_case(case_id)
+        if case.state != expected_state:
+            raise CaseMovedOn()
+        if not access.can_correct_portal(actor, case):
+            raise ActionRefused(
+                "Only Sales Ops corrects the partner record, and only until step 10 has "
+                "taken the portal's branch."
+            )
+        partner = case.partner
+        before = partner.portal
+        if before == portal:
+            raise ActionRefused(f"The partner record already says {partner.get_portal_display()}.")
+        partner.portal = portal
+        partner.save(update_fields=["portal", "updated_at"])
+        record_event(
+            case,
+            kind=EventKind.RECORD_CORRECTED,
+            actor=actor,
+            from_state=case.state,
+            data={"field": "portal", "from": before, "to": portal, "reason": reason},
+        )
+        notify.record_corrected(
+            case=case,
+            actor=actor,
+            what=f"Portal: {Portal(before).label} → {Portal(portal).label}",
+            reason=reason,
+        )
+    return case
+
+
 def _refusal_message(case: Case, actor, step_number: int) -> str:
     step = STEP_BY_NUMBER[step_number]
     if step_number == 9 and access.can_perform(actor, case, step.lane):
@@ -254,6 +312,9 @@ def _unmet_condition_message(case: Case, step_number: int) -> str:
             f"{len(balance.commissions)} open commission(s), {len(balance.orders)} open "
             "order(s). Pay, void or resolve them first."
         )
+    missing = end_state.gaps(case.partner, before_close=True)
+    if missing:
+        return end_state.refusal(missing)
     return f"Step {step_number} cannot be completed yet."
 
 
@@ -274,6 +335,11 @@ def _check_step_data(case: Case, step_number: int, data: Mapping) -> None:
             and licence.status == LicenceStatus.ACTIVE
         ):
             raise ActionRefused("Step 6 suspends this partner's active $0 membership licence.")
+    if step_number == 10 and data.get("portal") != case.partner.portal:
+        raise ActionRefused(
+            f"The partner record says {case.partner.get_portal_display()}: step 10 follows "
+            "the record. If the record is wrong, Sales Ops corrects it on this case first."
+        )
     if step_number == 7 and not data.get("money_on_table") and case.money_on_the_table():
         raise ActionRefused(
             "There is money on the table: this partner has open commissions, open orders or "

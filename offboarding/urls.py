@@ -9,6 +9,13 @@ urlpatterns = [
     path("cases/<int:pk>/", views.case_detail, name="case_detail"),
     path("cases/<int:pk>/steps/<int:step_number>/", views.complete_step, name="complete_step"),
     path("cases/<int:pk>/withdraw/", views.withdraw, name="withdraw_case"),
+    path("cases/<int:pk>/partner-portal/", views.correct_portal, name="correct_portal"),
+    path("cases/<int:pk>/record.zip", views.case_record_export, name="case_record_export"),
     path("evidence/<int:pk>/", views.evidence_download, name="evidence_download"),
     path("partners/<int:partner_pk>/offboard/", views.start_offboarding, name="start_offboarding"),
+    path(
+        "partners/<int:partner_pk>/case-records.zip",
+        views.partner_records_export,
+        name="partner_records_export",
+    ),
 ]

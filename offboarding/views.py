@@ -16,10 +16,10 @@ from partnerops.params import row_id
 from partners.access import get_partner_for
 from payouts.selectors import open_balance
 
-from . import access, selectors, services
+from . import access, case_record, selectors, services
 from .case_page_html import balance_html, history_html, payments_html, swimlane_html
 from .case_table_html import case_rows_html, options_html
-from .forms import STEP_FORMS, RequestForm, WithdrawForm
+from .forms import STEP_FORMS, PortalCorrectionForm, RequestForm, WithdrawForm
 from .models import EvidenceFile
 from .process import STEP_BY_NUMBER, Lane
 
@@ -103,6 +103,15 @@ def _money_forms(user, case, given, balance):
             *((o.pk, order.label_from_instance(o)) for o in balance.orders),
         ]
     return shown
+
+
+def _pending_overrides(user, case, shows_money):
+    """Decision D's overrides waiting on this case, for CAR, who decides on them."""
+    from payouts.overrides import awaiting_approval
+
+    if not (shows_money and access.holds_lane(user, Lane.CAR)):
+        return {}
+    return {"pending_overrides": list(awaiting_approval(case=case)), "can_decide": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +216,11 @@ def _detail_context(request, case, **given):
         "withdraw_form": (given.get("withdraw_form") or WithdrawForm(case=case))
         if can_withdraw
         else None,
+        "portal_correction_form": (
+            given.get("portal_correction_form") or PortalCorrectionForm(case=case)
+        )
+        if access.can_correct_portal(user, case)
+        else None,
         "balance": balance,
         "balance_html": balance_html(balance_lines, balance.totals) if balance else "",
         # The newest few; the final statement lists every payment.
@@ -214,6 +228,7 @@ def _detail_context(request, case, **given):
         "payments_html": payments_html(payments.shown) if payments else "",
         "payments_total": payments.total if payments else 0,
         **_money_forms(user, case, given, balance),
+        **_pending_overrides(user, case, shows_money),
     }
 
 
@@ -289,6 +304,61 @@ def withdraw(request, pk):
         return redirect("case_detail", pk=case.pk)
     messages.success(request, "The case is withdrawn; the partner is active again.")
     return redirect("case_detail", pk=case.pk)
+
+
+@require_POST
+def correct_portal(request, pk):
+    case = selectors.case_detail(request.user, pk)
+    form = PortalCorrectionForm(request.POST, case=case)
+    if not form.is_valid():
+        return render_case_page(request, case, status=400, portal_correction_form=form)
+    try:
+        services.correct_partner_portal(
+            actor=request.user,
+            case_id=case.pk,
+            expected_state=form.cleaned_data["expected_state"],
+            portal=form.cleaned_data["portal"],
+            reason=form.cleaned_data["reason"],
+        )
+    except services.CaseMovedOn as refusal:
+        messages.warning(request, str(refusal))
+        return redirect("case_detail", pk=case.pk)
+    except services.ActionRefused as refusal:
+        form.add_error(None, str(refusal))
+        return render_case_page(request, case, status=400, portal_correction_form=form)
+    messages.success(request, "The partner record's portal is corrected; the case follows it.")
+    return redirect("case_detail", pk=case.pk)
+
+
+@require_GET
+def case_record_export(request, pk):
+    """The case's record as one ZIP (offboarding.case_record): a download, nothing changes."""
+    case = selectors.case_detail(request.user, pk)
+    return FileResponse(
+        case_record.case_record_zip(case, request.user),
+        as_attachment=True,
+        filename=case_record.case_filename(case),
+        content_type="application/zip",
+    )
+
+
+@require_GET
+def partner_records_export(request, partner_pk):
+    """Every case of the partner that the user may see, a folder each, in one ZIP."""
+    partner = get_partner_for(request.user, partner_pk)
+    cases = list(
+        access.visible_cases(request.user, partner.offboarding_cases.all())
+        .select_related("partner", "partner__cam", "opened_by")
+        .order_by("opened_at", "pk")
+    )
+    if not cases:
+        raise Http404("This partner has no offboarding case you can see.")
+    return FileResponse(
+        case_record.partner_records_zip(partner, cases, request.user),
+        as_attachment=True,
+        filename=case_record.partner_filename(partner),
+        content_type="application/zip",
+    )
 
 
 @require_GET

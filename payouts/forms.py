@@ -62,7 +62,9 @@ class PaymentForm(CaseMoneyForm):
     method = forms.ChoiceField(label="Method", choices=PaymentMethod.choices)
     reference = forms.CharField(label="Payment reference", max_length=80)
     override_reason = forms.CharField(
-        label="Override reason (only for a payment dated after the offboard date)",
+        label="Override reason (only after the offboard date)",
+        help_text="After the offboard date a payment needs an override approved by a second "
+        "CAR user: give the reason to ask for one.",
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
@@ -128,8 +130,15 @@ class ResolveOrderForm(CaseMoneyForm):
         widget=forms.RadioSelect,
     )
     note = forms.CharField(label="Note", max_length=300, required=False)
+    override_reason = forms.CharField(
+        label="Override reason (only after the offboard date)",
+        help_text="Closing an order after the offboard date earns a commission, which needs "
+        "an override approved by a second CAR user.",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
 
-    def __init__(self, *args, orders=None, **kwargs):
+    def __init__(self, *args, orders=None, payouts=None, **kwargs):
         super().__init__(*args, payouts=(), **kwargs)
         self.fields["order"].queryset = open_orders(self.case.partner)
 

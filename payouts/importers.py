@@ -29,7 +29,7 @@ from partners.models import Partner
 
 from . import guard
 from .models import Commission, Order, Payout, PayoutStatus
-from .money import to_money, validate_currency
+from .money import checked_amount, to_money, validate_currency
 
 MAX_ROWS = 100_000
 MAX_AMOUNT = Decimal("1000000000000")  # 14 digits with 2 decimal places
@@ -138,6 +138,8 @@ def _parse_row(kind, row, partners) -> dict:
         "amount": _amount(row.get("amount") or ""),
         "currency": _currency(row.get("currency") or ""),
     }
+    # The currency's minor unit (no fraction of a yen), as every ledger service checks.
+    checked_amount(values["amount"], values["currency"])
     if kind == "commissions":
         values["source"] = _text(row, "source", default="import")
         values["period_start"] = _date(row.get("period_start") or "", "period_start")
@@ -220,7 +222,10 @@ def import_csv(kind: str, content: bytes | str) -> ImportReport:
         raise ImportRejected(report)
     record_ids = {(row.get("partner_record_id") or "").strip() for _, row in rows}
     partners = {
-        p.record_id: p for p in _rows_in_batches(Partner.objects.all(), "record_id", record_ids)
+        p.record_id: p
+        for p in _rows_in_batches(
+            guard.with_offboard_dates(Partner.objects.all()), "record_id", record_ids
+        )
     }
     parsed, seen = [], {}
     for line, row in rows:

@@ -45,22 +45,101 @@ class PaymentMethod(models.TextChoices):
     CARD = "card", "Card / payment platform"
 
 
+class OverrideKind(models.TextChoices):
+    PAYMENT = "payment", "Payment"
+    COMMISSION = "commission", "Commission"
+    PAYOUT = "payout", "Payout"
+
+
+class OverrideStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for a second CAR user"
+    APPROVED = "approved", "Approved, not used yet"
+    USED = "used", "Used"
+    REFUSED = "refused", "Refused"
+
+
 class GuardOverride(models.Model):
-    """CAR's explicit, reasoned permission to accrue or pay after the offboard date."""
+    """Permission, asked by one CAR user and approved by another (Decision D's four eyes), to
+    record one payment or accrual for a partner after their offboard date.
+
+    It covers exactly what was asked: the kind, the payout (for a payment), the amount and
+    currency; it is used once. Written only by `payouts.overrides`.
+    """
 
     partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="guard_overrides")
-    approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="guard_overrides"
+    case = models.ForeignKey(
+        "offboarding.Case",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="guard_overrides",
+    )
+    kind = models.CharField(
+        max_length=12, choices=OverrideKind.choices, default=OverrideKind.PAYMENT
+    )
+    payout = models.ForeignKey(
+        "Payout", on_delete=models.PROTECT, null=True, blank=True, related_name="guard_overrides"
+    )
+    amount = MoneyField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    reference = models.CharField(
+        max_length=80, blank=True, help_text="The commission's or payout's reference (accruals)."
     )
     reason = models.TextField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="requested_guard_overrides",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(
+        max_length=10, choices=OverrideStatus.choices, default=OverrideStatus.PENDING
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="guard_overrides",
+        null=True,
+        blank=True,
+    )
+    refused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="refused_guard_overrides",
+        null=True,
+        blank=True,
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    refusal_reason = models.TextField(blank=True)
+    # Granted by one person, before overrides needed a second CAR user (migration 0007).
+    single_approval = models.BooleanField(default=False, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
-        constraints = [models.CheckConstraint(condition=~Q(reason=""), name="override_has_reason")]
+        indexes = [models.Index(fields=["status", "created_at"])]
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="override_has_reason"),
+            # Maker-checker: an approval is never the requester's own.
+            models.CheckConstraint(
+                condition=Q(approved_by__isnull=True)
+                | ~Q(approved_by=F("requested_by"))
+                | Q(single_approval=True),
+                name="override_four_eyes",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "refused"]) | Q(approved_by__isnull=False),
+                name="override_used_only_when_approved",
+            ),
+        ]
 
     def __str__(self):
-        return f"Override for {self.partner} by {self.approved_by}"
+        return f"Override for {self.partner}: {self.describe()}"
+
+    def describe(self) -> str:
+        what = self.get_kind_display().lower()
+        target = self.payout.reference if self.payout_id else self.reference
+        amount = f" of {self.amount} {self.currency}" if self.amount is not None else ""
+        return f"{what}{amount}{f' on {target}' if target else ''} after the offboard date"
 
 
 class LedgerLine(models.Model):
@@ -175,6 +254,10 @@ class Payment(models.Model):
     payment_system = models.CharField(max_length=40, default="AP")
     reference = models.CharField(max_length=80, help_text="The payment system's reference.")
     idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True)
+    # What the request asked for (payouts.idempotency): a key replayed with other
+    # arguments is refused. A batch's payments share the batch's own key.
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="", db_default="")
+    batch_key = models.UUIDField(null=True, blank=True, db_index=True)
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="recorded_payments"
     )

@@ -1,12 +1,21 @@
-"""Money is a Decimal with two places and a currency code. Floats are refused everywhere."""
+"""Money is a Decimal with two places and a currency code. Floats are refused everywhere.
+
+Every ledger service checks an amount with `checked_amount` at its edge: positive, within
+the column (14 digits, 2 of them decimals), and in the currency's minor unit, which comes
+from Babel's currency data (ISO 4217 via CLDR): no fraction of a yen, cents of a dollar.
+"""
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from babel.numbers import get_currency_precision, list_currencies
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import models
 
 CENT = Decimal("0.01")
+LEDGER_PLACES = 2
+LEDGER_DIGITS = 14
+LARGEST_AMOUNT = Decimal(10) ** (LEDGER_DIGITS - LEDGER_PLACES) - CENT
 
 
 def to_money(value) -> Decimal:
@@ -51,8 +60,44 @@ class MoneyField(models.DecimalField):
         return super().get_prep_value(value)
 
 
+def minor_units(code: str) -> int:
+    """Decimal places of the currency's minor unit: 2 for USD, 0 for JPY, 3 for KWD."""
+    return get_currency_precision(code)
+
+
+def check_currencies(codes) -> tuple[str, ...]:
+    """The configured currencies, each one ISO 4217 and one the ledger's cents can hold."""
+    known = list_currencies()
+    for code in codes:
+        if code not in known:
+            raise ImproperlyConfigured(f"PARTNEROPS_CURRENCIES: {code!r} is not an ISO 4217 code.")
+        if minor_units(code) > LEDGER_PLACES:
+            raise ImproperlyConfigured(
+                f"PARTNEROPS_CURRENCIES: {code} has {minor_units(code)} decimal places; the "
+                f"ledger holds {LEDGER_PLACES}, so it cannot hold {code} exactly."
+            )
+    return tuple(codes)
+
+
 def supported_currencies() -> tuple[str, ...]:
-    return tuple(settings.PARTNEROPS_CURRENCIES)
+    return check_currencies(settings.PARTNEROPS_CURRENCIES)
+
+
+def checked_amount(value, currency: str) -> Decimal:
+    """`value` as a ledger amount in `currency`, or a ValidationError saying what is wrong."""
+    validate_currency(currency)
+    amount = to_money(value)
+    if amount <= 0:
+        raise ValidationError(f"The amount must be positive, not {amount}.")
+    if amount > LARGEST_AMOUNT:
+        raise ValidationError(
+            f"{amount} {currency} is more than the ledger holds (at most {LARGEST_AMOUNT:,})."
+        )
+    places = minor_units(currency)
+    if amount != amount.quantize(Decimal(1).scaleb(-places)):
+        unit = "no minor unit: use whole amounts" if places == 0 else f"{places} decimal places"
+        raise ValidationError(f"{currency} has {unit}; {amount} is not an amount in {currency}.")
+    return amount
 
 
 def validate_currency(code: str) -> None:

@@ -27,6 +27,11 @@ def outstanding_payouts(partner):
     )
 
 
+def partner_payouts(partner):
+    """Every payout of the partner, settled or not (a replayed payment names a paid one)."""
+    return Payout.objects.filter(partner=partner).order_by("earned_on", "reference")
+
+
 def open_commissions(partner):
     return Commission.objects.filter(partner=partner, status=CommissionStatus.OPEN).order_by(
         "earned_on", "reference"
@@ -326,17 +331,3 @@ def payments_after_offboard_rows(limit: int) -> list[dict]:
             reason,
         ) in rows
     ]
-
-
-def mark_payments_after_offboard_date(partner) -> int:
-    """Keep each payment's `after_offboard_date` true to the partner's offboard date; called
-    wherever that date is set. Returns how many payments now fall after it."""
-    payments = Payment.objects.filter(payout__partner=partner)
-    if partner.offboard_date is None:
-        payments.filter(after_offboard_date=True).update(after_offboard_date=False)
-        return 0
-    payments.filter(paid_on__lte=partner.offboard_date, after_offboard_date=True).update(
-        after_offboard_date=False
-    )
-    payments.filter(paid_on__gt=partner.offboard_date).update(after_offboard_date=True)
-    return payments.filter(after_offboard_date=True).count()

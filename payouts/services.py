@@ -17,7 +17,7 @@ from offboarding.process import CaseState, Lane
 from offboarding.services import ActionRefused, CaseMovedOn, lock_case, record_event
 from partners.models import Partner
 
-from . import guard
+from . import guard, idempotency, overrides
 from .models import (
     OUTSTANDING_STATUSES,
     Commission,
@@ -29,7 +29,7 @@ from .models import (
     Payout,
     PayoutStatus,
 )
-from .money import to_money
+from .money import checked_amount
 
 
 def _case_at_step_8(actor, case_id, expected_state):
@@ -46,32 +46,44 @@ def _require_car(actor):
         raise ActionRefused("Only CAR can change what is paid or owed.")
 
 
-def _override_for(actor, partner, on, earned_on, override_reason, what):
+def _amount(value, currency) -> Decimal:
     try:
-        guard.check(partner, on=on, earned_on=earned_on, what=what)
-        return None
-    except guard.GuardRefused:
-        if not override_reason:
-            raise
-    override = guard.grant_override(actor=actor, partner=partner, reason=override_reason)
-    guard.check(partner, on=on, earned_on=earned_on, override=override, what=what)
-    return override
-
-
-def _pay(*, actor, case, payout, amount, paid_on, method, reference, key, system, override_reason):
-    if payout.status not in OUTSTANDING_STATUSES:
-        raise ActionRefused(
-            f"Payout {payout.reference} is already {payout.get_status_display().lower()}."
-        )
-    try:
-        amount = to_money(amount)
+        return checked_amount(value, currency)
     except (TypeError, ValidationError) as error:
         message = error.messages[0] if isinstance(error, ValidationError) else str(error)
         raise ActionRefused(
             f"The amount must be a positive decimal, e.g. 125.00: {message}"
         ) from None
-    if amount <= 0:
-        raise ActionRefused("The amount must be a positive decimal, e.g. 125.00.")
+
+
+def _covered(actor, needed: overrides.NeedsOverride):
+    """The approved override covering `needed`, or NeedsOverride raised for the caller."""
+    override = overrides.find_approved(actor=actor, needed=needed)
+    if override is None:
+        raise needed
+    overrides.use(override)
+    return override
+
+
+def _pay(
+    *,
+    actor,
+    case,
+    payout,
+    amount,
+    paid_on,
+    method,
+    reference,
+    key,
+    system,
+    fingerprint,
+    batch_key=None,
+):
+    if payout.status not in OUTSTANDING_STATUSES:
+        raise ActionRefused(
+            f"Payout {payout.reference} is already {payout.get_status_display().lower()}."
+        )
+    amount = _amount(amount, payout.currency)
     if amount > payout.remaining:
         raise ActionRefused(
             f"{amount} {payout.currency} is more than the {payout.remaining} {payout.currency} "
@@ -79,12 +91,29 @@ def _pay(*, actor, case, payout, amount, paid_on, method, reference, key, system
         )
     if method not in PaymentMethod.values:
         raise ActionRefused(f"{method!r} is not a payment method.")
-    try:
-        override = _override_for(
-            actor, payout.partner, paid_on, payout.earned_on, override_reason, "payment"
+    if paid_on > timezone.localdate():
+        raise ActionRefused(f"A payment cannot be dated in the future ({paid_on:%Y-%m-%d}).")
+    if paid_on < payout.earned_on:
+        raise ActionRefused(
+            f"{payout.reference} was earned on {payout.earned_on:%Y-%m-%d}: a payment dated "
+            f"{paid_on:%Y-%m-%d}, before it was earned, is not possible."
         )
-    except guard.GuardRefused as refusal:
-        raise ActionRefused(str(refusal)) from None
+    cutoff = guard.offboard_date_of(payout.partner)
+    after = guard.is_after(cutoff, on=paid_on)
+    override = None
+    if after:
+        override = _covered(
+            actor,
+            overrides.NeedsOverride(
+                f"{payout.partner} leaves or left the program on {cutoff:%Y-%m-%d}: a payment "
+                "recorded or dated after it needs an override approved by a second CAR user.",
+                partner=payout.partner,
+                kind=overrides.OverrideKind.PAYMENT,
+                payout=payout,
+                amount=amount,
+                currency=payout.currency,
+            ),
+        )
     try:
         with transaction.atomic():
             payment = Payment.objects.create(
@@ -97,11 +126,11 @@ def _pay(*, actor, case, payout, amount, paid_on, method, reference, key, system
                 payment_system=system,
                 reference=reference.strip(),
                 idempotency_key=key,
+                request_fingerprint=fingerprint,
+                batch_key=batch_key,
                 recorded_by=actor,
                 override=override,
-                after_offboard_date=bool(
-                    payout.partner.offboard_date and paid_on > payout.partner.offboard_date
-                ),
+                after_offboard_date=after,
             )
             # The row is locked (select_for_update), so the sum is computed exactly here
             # rather than by the database (SQLite would add binary floats).
@@ -130,9 +159,26 @@ def _pay(*, actor, case, payout, amount, paid_on, method, reference, key, system
                 "method": method,
                 "reference": payment.reference,
                 "override": override.reason if override else "",
+                "override_approved_by": override.approved_by if override else "",
             },
         )
     return payment
+
+
+def _ask_for_override(actor, needed, override_reason, case_id):
+    """After a refused ledger write: with a reason, an override is asked for (in its own
+    transaction, so it stays) and the caller is told; without one, what is needed."""
+    if not (override_reason or "").strip():
+        raise ActionRefused(
+            f"{needed} Give a reason to ask a second CAR user for an override."
+        ) from None
+    override = overrides.request_override(
+        actor=actor, needed=needed, reason=override_reason, case_id=case_id
+    )
+    raise overrides.OverrideRequested(
+        f"Nothing was recorded yet: an override for the {override.describe()} is waiting for "
+        "another CAR user's approval. Once approved, record it again."
+    ) from None
 
 
 def record_payment(
@@ -151,14 +197,27 @@ def record_payment(
 ) -> Payment:
     """Record one payment against an outstanding payout (in step 8 when `case_id` is given).
 
-    The same `idempotency_key` twice (double click, retry, two tabs) records one payment
-    and returns it both times. Overpaying, paying a settled payout, reusing a payment
-    reference, or paying after the offboard date without an override is refused.
+    The same `idempotency_key` with the same arguments (double click, retry, two tabs)
+    records one payment and returns it each time; with other arguments it is refused.
+    Overpaying, paying a settled payout, a date before the payout was earned or in the
+    future, reusing a payment reference, and anything recorded or dated after the offboard
+    date without an override approved by a second CAR user are refused. With
+    `override_reason`, such a payment asks for that override (OverrideRequested).
     """
     key = idempotency_key or uuid.uuid4()
-    existing = Payment.objects.filter(idempotency_key=key).first()
-    if existing is not None:
-        return existing
+    fingerprint = idempotency.fingerprint(
+        "payment",
+        payout_id,
+        idempotency.amount_text(amount),
+        paid_on,
+        method,
+        reference,
+        payment_system,
+        case_id,
+    )
+    replayed = idempotency.replayed(key, fingerprint)
+    if replayed:
+        return replayed[0]
     try:
         with transaction.atomic():
             case = _case_at_step_8(actor, case_id, expected_state) if case_id else None
@@ -182,13 +241,15 @@ def record_payment(
                 reference=reference,
                 key=key,
                 system=payment_system,
-                override_reason=override_reason,
+                fingerprint=fingerprint,
             )
+    except overrides.NeedsOverride as needed:
+        _ask_for_override(actor, needed, override_reason, case_id)
     except ActionRefused:
         # A concurrent twin with the same key may have committed first: that is success.
-        existing = Payment.objects.filter(idempotency_key=key).first()
-        if existing is not None:
-            return existing
+        replayed = idempotency.replayed(key, fingerprint)
+        if replayed:
+            return replayed[0]
         raise
 
 
@@ -204,31 +265,37 @@ def pay_in_full(
     expected_state: str = CaseState.STEP_8,
 ) -> list[Payment]:
     """Pay several payouts in full in one batch (one transaction, all or nothing). Each line's
-    reference is the batch reference and the payout's; resubmitting the batch records nothing
-    new."""
+    reference is the batch reference and the payout's. The same batch resubmitted records
+    nothing new; the same key with another selection, date, method or reference is refused.
+    After the offboard date each payout needs its own approved override."""
     batch_reference = (batch_reference or "").strip()
     if not batch_reference:
         raise ActionRefused("Give the batch's payment reference.")
     if not payout_ids:
         raise ActionRefused("Choose at least one payout to pay.")
-    with transaction.atomic():
-        case = _case_at_step_8(actor, case_id, expected_state)
-        payouts = list(
-            Payout.objects.select_for_update()
-            .select_related("partner")
-            .filter(pk__in=payout_ids, partner_id=case.partner_id)
-            .order_by("pk")
-        )
-        if len(payouts) != len(set(payout_ids)):
-            raise ActionRefused("Some of the chosen payouts do not belong to this partner.")
-        payments = []
-        for payout in payouts:
-            key = uuid.uuid5(idempotency_key, str(payout.pk))
-            existing = Payment.objects.filter(idempotency_key=key).first()
-            if existing is not None:
-                payments.append(existing)
-                continue
-            payments.append(
+    fingerprint = idempotency.fingerprint(
+        "batch",
+        ",".join(sorted({str(pk) for pk in payout_ids})),
+        paid_on,
+        method,
+        batch_reference,
+        case_id,
+    )
+    replayed = idempotency.replayed(idempotency_key, fingerprint)
+    if replayed:
+        return replayed
+    try:
+        with transaction.atomic():
+            case = _case_at_step_8(actor, case_id, expected_state)
+            payouts = list(
+                Payout.objects.select_for_update()
+                .select_related("partner")
+                .filter(pk__in=payout_ids, partner_id=case.partner_id)
+                .order_by("pk")
+            )
+            if len(payouts) != len(set(payout_ids)):
+                raise ActionRefused("Some of the chosen payouts do not belong to this partner.")
+            return [
                 _pay(
                     actor=actor,
                     case=case,
@@ -237,12 +304,17 @@ def pay_in_full(
                     paid_on=paid_on,
                     method=method,
                     reference=f"{batch_reference}/{payout.reference}",
-                    key=key,
+                    key=uuid.uuid5(idempotency_key, str(payout.pk)),
                     system="AP",
-                    override_reason="",
+                    fingerprint=fingerprint,
+                    batch_key=idempotency_key,
                 )
-            )
-    return payments
+                for payout in payouts
+            ]
+    except overrides.NeedsOverride as needed:
+        raise ActionRefused(
+            f"{needed} Pay {needed.payout.reference} on its own, with an override reason."
+        ) from None
 
 
 def void_payout(*, actor, case_id, payout_id, reason: str, expected_state=CaseState.STEP_8):
@@ -275,14 +347,28 @@ def void_payout(*, actor, case_id, payout_id, reason: str, expected_state=CaseSt
 
 
 def resolve_order(
-    *, actor, case_id, order_id, outcome: str, note: str = "", expected_state=CaseState.STEP_8
+    *,
+    actor,
+    case_id,
+    order_id,
+    outcome: str,
+    note: str = "",
+    expected_state=CaseState.STEP_8,
+    override_reason: str = "",
 ):
-    """Settle an open order: *closed* earns its commission (a new open commission),
-    *cancelled* earns nothing and needs a note."""
+    """Settle an open order: *closed* earns its commission (a new open commission, guarded
+    as any accrual), *cancelled* earns nothing and needs a note."""
     if outcome not in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
         raise ActionRefused("An order is resolved as closed or cancelled.")
     if outcome == OrderStatus.CANCELLED and not note.strip():
         raise ActionRefused("Say why the order is cancelled.")
+    try:
+        return _resolve_order(actor, case_id, order_id, outcome, note, expected_state)
+    except overrides.NeedsOverride as needed:
+        _ask_for_override(actor, needed, override_reason, case_id)
+
+
+def _resolve_order(actor, case_id, order_id, outcome, note, expected_state):
     with transaction.atomic():
         case = _case_at_step_8(actor, case_id, expected_state)
         try:
@@ -296,9 +382,9 @@ def resolve_order(
         order.save(update_fields=["status", "resolution_note"])
         if outcome == OrderStatus.CLOSED:
             today = timezone.localdate()
-            accrue_commission(
-                actor=actor,
-                partner=case.partner,
+            _new_commission(
+                actor,
+                case.partner,
                 source="order",
                 reference=order.reference,
                 amount=order.amount,
@@ -357,24 +443,58 @@ def roll_up_commissions(*, actor, case_id, expected_state=CaseState.STEP_8) -> l
     return payouts
 
 
-def _accrual_override(actor, partner, earned_on, override_reason, what):
-    """CAR only; once the partner has left, new money needs an override whatever date the
-    line carries (and the override covers only amounts earned before the offboard date)."""
+def _accrual_override(actor, partner, *, kind, earned_on, amount, currency, reference):
+    """CAR only. Once the partner's offboard date has passed (on either clock), new money
+    needs an approved override; it covers only an amount earned before the offboard date."""
     _require_car(actor)
-    try:
-        return _override_for(
-            actor,
-            partner,
-            max(earned_on, timezone.localdate()),
-            earned_on,
-            override_reason,
-            what,
+    cutoff = guard.offboard_date_of(partner)
+    if not guard.is_after(cutoff, on=earned_on):
+        return None
+    if earned_on > cutoff:
+        raise ActionRefused(
+            f"{partner} leaves or left the program on {cutoff:%Y-%m-%d}: nothing earned after "
+            f"it ({earned_on:%Y-%m-%d}) can be recorded, with or without an override."
         )
-    except guard.GuardRefused as refusal:
-        raise ActionRefused(str(refusal)) from None
+    return _covered(
+        actor,
+        overrides.NeedsOverride(
+            f"{partner} leaves or left the program on {cutoff:%Y-%m-%d}: a {kind} recorded "
+            "after it needs an override approved by a second CAR user.",
+            partner=partner,
+            kind=kind,
+            amount=amount,
+            currency=currency,
+            reference=reference,
+        ),
+    )
 
 
-@transaction.atomic
+def _new_commission(
+    actor, partner, *, source, reference, amount, currency, period_start, period_end, earned_on
+) -> Commission:
+    amount = _amount(amount, currency)
+    override = _accrual_override(
+        actor,
+        partner,
+        kind=overrides.OverrideKind.COMMISSION,
+        earned_on=earned_on,
+        amount=amount,
+        currency=currency,
+        reference=reference,
+    )
+    return Commission.objects.create(
+        partner=partner,
+        source=source,
+        reference=reference,
+        amount=amount,
+        currency=currency,
+        period_start=period_start,
+        period_end=period_end,
+        earned_on=earned_on,
+        override=override,
+    )
+
+
 def accrue_commission(
     *,
     actor,
@@ -388,23 +508,25 @@ def accrue_commission(
     earned_on,
     override_reason="",
 ) -> Commission:
-    """A commission earned by the partner; refused after the offboard date unless overridden
-    for an amount earned before it."""
-    override = _accrual_override(actor, partner, earned_on, override_reason, "commission")
-    return Commission.objects.create(
-        partner=partner,
-        source=source,
-        reference=reference,
-        amount=to_money(amount),
-        currency=currency,
-        period_start=period_start,
-        period_end=period_end,
-        earned_on=earned_on,
-        override=override,
-    )
+    """A commission earned by the partner. After the offboard date it needs an approved
+    override (asked for with `override_reason`), and only for an amount earned before it."""
+    try:
+        with transaction.atomic():
+            return _new_commission(
+                actor,
+                partner,
+                source=source,
+                reference=reference,
+                amount=amount,
+                currency=currency,
+                period_start=period_start,
+                period_end=period_end,
+                earned_on=earned_on,
+            )
+    except overrides.NeedsOverride as needed:
+        _ask_for_override(actor, needed, override_reason, None)
 
 
-@transaction.atomic
 def create_payout(
     *,
     actor,
@@ -417,13 +539,26 @@ def create_payout(
     override_reason="",
 ) -> Payout:
     """A payout owed to the partner; the payment guard applies as for a commission."""
-    override = _accrual_override(actor, partner, earned_on, override_reason, "payout")
-    return Payout.objects.create(
-        partner=partner,
-        reference=reference,
-        description=description,
-        amount=to_money(amount),
-        currency=currency,
-        earned_on=earned_on,
-        override=override,
-    )
+    try:
+        with transaction.atomic():
+            amount = _amount(amount, currency)
+            override = _accrual_override(
+                actor,
+                partner,
+                kind=overrides.OverrideKind.PAYOUT,
+                earned_on=earned_on,
+                amount=amount,
+                currency=currency,
+                reference=reference,
+            )
+            return Payout.objects.create(
+                partner=partner,
+                reference=reference,
+                description=description,
+                amount=amount,
+                currency=currency,
+                earned_on=earned_on,
+                override=override,
+            )
+    except overrides.NeedsOverride as needed:
+        _ask_for_override(actor, needed, override_reason, None)

@@ -12,6 +12,8 @@ urlpatterns = [
     ),
     path("cases/<int:pk>/statement/", views.statement, name="final_statement"),
     path("car/", views.console, name="car_console"),
+    path("overrides/<int:pk>/approve/", views.approve_override, name="approve_override"),
+    path("overrides/<int:pk>/refuse/", views.refuse_override, name="refuse_override"),
     path(
         "reports/payments-after-offboard/",
         views.payments_after_offboard,

@@ -1,12 +1,9 @@
 """CAR's pages: step 8's money actions, the final statement, the console, the exceptions."""
 
-import csv
-import uuid
-
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from offboarding import access, selectors
@@ -14,26 +11,16 @@ from offboarding.models import Case
 from offboarding.process import Lane
 from offboarding.services import ActionRefused, CaseMovedOn
 from offboarding.views import render_case_page
+from partnerops.safe_csv import csv_response
 
-from . import services
+from . import idempotency, overrides, services
 from .console import car_console
 from .console_html import exception_rows_html, verification_items_html, waiting_rows_html
 from .forms import PayInFullForm, PaymentForm, ResolveOrderForm, VoidPayoutForm
-from .models import Payment
-from .selectors import final_statement, payments_after_offboard_rows
+from .overrides import OverrideRequested
+from .selectors import final_statement, partner_payouts, payments_after_offboard_rows
+from .statement_csv import statement_csv_rows
 from .statement_html import statement_rows_html
-
-
-def _replayed(request, case) -> bool:
-    """A resubmitted form (double click, retry, second tab) whose payments already exist."""
-    try:
-        key = uuid.UUID(request.POST.get("idempotency_key", ""))
-    except ValueError:
-        return False
-    keys = [key] + [
-        uuid.uuid5(key, value) for value in request.POST.getlist("payouts_to_pay") if value
-    ]
-    return Payment.objects.filter(case=case, idempotency_key__in=keys).exists()
 
 
 def _money_action(request, pk, form_class, form_name, perform, success):
@@ -41,19 +28,24 @@ def _money_action(request, pk, form_class, form_name, perform, success):
     if not access.can_perform(request.user, case, Lane.CAR):
         messages.error(request, "Only CAR can change what is paid or owed.")
         return redirect("case_detail", pk=case.pk)
-    if _replayed(request, case):
-        messages.success(request, success)
-        return redirect("case_detail", pk=case.pk)
-    if request.POST.get("expected_state") != case.state:
+    # A resubmitted payment (double click, retry, second tab): its payout may be paid by
+    # now, so the form offers all of the partner's payouts and the service compares the
+    # request with the first one (the same: success again; another: refused).
+    replay = idempotency.key_used(request.POST.get("idempotency_key"))
+    if not replay and request.POST.get("expected_state") != case.state:
         messages.warning(request, str(CaseMovedOn()))
         return redirect("case_detail", pk=case.pk)
-    form = form_class(request.POST, case=case, auto_id=f"id_{form_name}_%s")
+    payouts = list(partner_payouts(case.partner)) if replay else None
+    form = form_class(request.POST, case=case, payouts=payouts, auto_id=f"id_{form_name}_%s")
     if not form.is_valid():
         return render_case_page(request, case, status=400, **{form_name: form})
     try:
         perform(case, form.cleaned_data)
     except CaseMovedOn as refusal:
         messages.warning(request, str(refusal))
+        return redirect("case_detail", pk=case.pk)
+    except OverrideRequested as requested:
+        messages.info(request, str(requested))
         return redirect("case_detail", pk=case.pk)
     except ActionRefused as refusal:
         form.add_error(None, str(refusal))
@@ -124,6 +116,7 @@ def resolve_order(request, pk):
             outcome=data["outcome"],
             note=data["note"],
             expected_state=data["expected_state"],
+            override_reason=data["override_reason"],
         )
 
     return _money_action(request, pk, ResolveOrderForm, "order_form", perform, "Order resolved.")
@@ -163,73 +156,8 @@ def statement(request, pk):
 
 
 def _statement_csv(case, data):
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="statement-case-{case.pk}.csv"'
-    writer = csv.writer(response)
-    writer.writerow(
-        [
-            "partner",
-            case.partner.display_name,
-            "record id",
-            case.partner.record_id,
-            "notice date",
-            data.notice_date or "",
-        ]
-    )
-    writer.writerow(
-        [
-            "payout",
-            "currency",
-            "status",
-            "owed_at_notice",
-            "payment_reference",
-            "paid_on",
-            "method",
-            "paid",
-            "recorded_by",
-            "remaining",
-            "void_reason",
-        ]
-    )
-    for line in data.lines:
-        base = [
-            line.payout.reference,
-            line.payout.currency,
-            line.payout.status,
-            line.owed_at_notice,
-        ]
-        if not line.payments:
-            writer.writerow([*base, "", "", "", "", "", line.remaining, line.payout.void_reason])
-        for index, payment in enumerate(line.payments):
-            last = index == len(line.payments) - 1
-            writer.writerow(
-                [
-                    *base,
-                    payment.reference,
-                    payment.paid_on,
-                    payment.method,
-                    payment.amount,
-                    payment.recorded_by_username,
-                    line.remaining if last else "",
-                    line.payout.void_reason if last else "",
-                ]
-            )
-    for currency, sums in data.totals.items():
-        writer.writerow(
-            [
-                "TOTAL",
-                currency,
-                "",
-                sums["owed_at_notice"],
-                "",
-                "",
-                "",
-                sums["paid"],
-                "",
-                sums["remaining"],
-                "",
-            ]
-        )
+    response, writer = csv_response(f"statement-case-{case.pk}.csv")
+    writer.writerows(statement_csv_rows(case, data))
     return response
 
 
@@ -241,6 +169,8 @@ def console(request):
     context["rows_html"] = waiting_rows_html(context["rows"])
     context["verification_html"] = verification_items_html(context["verification_queue"])
     context["exceptions_html"] = exception_rows_html(context["exceptions"])
+    context["pending_overrides"] = list(overrides.awaiting_approval())
+    context["can_decide"] = access.holds_lane(request.user, Lane.CAR)
     return render(request, "payouts/console.html", context)
 
 
@@ -253,4 +183,38 @@ def payments_after_offboard(request):
         request,
         "payouts/payments_after_offboard.html",
         {"rows": rows, "rows_html": exception_rows_html(rows)},
+    )
+
+
+def _decide_override(request, pk, decide, success):
+    try:
+        override = decide()
+    except ActionRefused as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, success.format(override=override))
+    back = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()})
+    return redirect(back if safe else "car_console")
+
+
+@require_POST
+def approve_override(request, pk):
+    return _decide_override(
+        request,
+        pk,
+        lambda: overrides.approve_override(actor=request.user, override_id=pk),
+        "Override approved: the {override.describe} can now be recorded by its requester.",
+    )
+
+
+@require_POST
+def refuse_override(request, pk):
+    return _decide_override(
+        request,
+        pk,
+        lambda: overrides.refuse_override(
+            actor=request.user, override_id=pk, reason=request.POST.get("reason", "")
+        ),
+        "Override refused; the requester is told.",
     )

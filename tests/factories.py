@@ -50,7 +50,8 @@ class PartnerFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def systems(self, create, extracted, **kwargs):
-        """The membership SKU and a referral link, as every reseller has."""
+        """The membership SKU, as every reseller has, and on the beta portal (where
+        referral links live) a referral link."""
         if not create:
             return
         Licence.objects.create(
@@ -59,6 +60,8 @@ class PartnerFactory(factory.django.DjangoModelFactory):
             product_name="Reseller Premier Membership",
             is_membership=True,
         )
+        if self.portal != Portal.BETA:
+            return
         ReferralLink.objects.create(
             partner=self,
             code=f"link-{self.record_id.lower()}",

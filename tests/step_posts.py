@@ -106,6 +106,7 @@ def step_post(case, step, *, expected_state=None):
         data["confirm"] = "on"
     elif step == 10:
         data["portal"] = case.partner.portal
+        data["confirm"] = "on"
     else:  # 4, 8, 9, 11, 12, 13: a confirmation
         data["confirm"] = "on"
     return data

@@ -108,6 +108,21 @@ def test_generated_cases_are_what_the_services_would_have_left(dataset):
 
 
 @pytest.mark.postgres
+def test_generated_histories_are_sealed_hash_chains(dataset):
+    """The generator seals its events as CaseEvent.save does: verify_case_records passes."""
+    from offboarding.case_chain import verify_case
+
+    cases = Case.objects.values_list("pk", "state")
+    assert cases.count() == TINY.closed_cases + TINY.open_cases
+    broken = [
+        (pk, result.broken)
+        for pk, state in cases
+        if not (result := verify_case(pk, state, check_files=False)).intact
+    ]
+    assert broken == []
+
+
+@pytest.mark.postgres
 def test_generated_special_cases_and_targets(dataset, client):
     targets = dataset["targets"]
     statement_case = Case.objects.get(pk=targets["statement"]["case"])

@@ -27,6 +27,7 @@ from offboarding.models import Case, CaseEvent, EventKind
 from partners.models import Partner
 from payouts import console, services
 from payouts.models import Commission, GuardOverride, Order, Payment, Payout
+from payouts.overrides import OverrideRequested, approve_override
 from tests.factories import CaseFactory, PartnerFactory, PayoutFactory
 from tests.query_counts import PERMISSIONS_QUERY
 from tests.step_posts import case_at, step_post
@@ -949,17 +950,32 @@ def _forced_late_payment(roles, *, reference="LATE-1", reason="Controller approv
     case = _money_case(roles, tag=reference)["case"]
     payout = PayoutFactory(partner=case.partner, amount=Decimal("75.00"))
     offboard = _today() - dt.timedelta(days=5)
-    Partner.objects.filter(pk=case.partner_id).update(offboard_date=offboard)
-    payment = services.record_payment(
-        actor=roles["car"],
-        case_id=case.pk,
-        payout_id=payout.pk,
-        amount=Decimal("75.00"),
-        paid_on=_today(),
-        reference=reference,
-        override_reason=reason,
-    )
+    _set_offboard_date(case, offboard)
+    payment = _paid_with_override(roles, case, payout, reference=reference, reason=reason)
     return case, payment, offboard
+
+
+def _set_offboard_date(case, offboard):
+    """The case's offboard date (the guard's, from step 2/3) and the record's."""
+    Case.objects.filter(pk=case.pk).update(offboard_date=offboard)
+    Partner.objects.filter(pk=case.partner_id).update(offboard_date=offboard)
+
+
+def _paid_with_override(roles, case, payout, *, reference, reason):
+    """Decision D: CAR asks for the override, the second CAR user approves, CAR pays."""
+    pay = {
+        "actor": roles["car"],
+        "case_id": case.pk,
+        "payout_id": payout.pk,
+        "amount": Decimal("75.00"),
+        "paid_on": _today(),
+        "reference": reference,
+    }
+    with pytest.raises(OverrideRequested):
+        services.record_payment(**pay, override_reason=reason)
+    override = GuardOverride.objects.get(payout=payout, status="pending")
+    approve_override(actor=roles["car2"], override_id=override.pk)
+    return services.record_payment(**pay)
 
 
 def test_exceptions_report_is_empty_for_a_clean_run(client, roles):
@@ -997,7 +1013,7 @@ def test_exceptions_rows_escape_what_the_ledger_holds(client, roles):
 def test_a_late_payment_needs_an_override_and_is_then_reported(client, roles):
     case = _money_case(roles)["case"]  # nothing paid yet
     payout = PayoutFactory(partner=case.partner, amount=Decimal("75.00"))
-    Partner.objects.filter(pk=case.partner_id).update(offboard_date=_today() - dt.timedelta(days=5))
+    _set_offboard_date(case, _today() - dt.timedelta(days=5))
     with pytest.raises(case_services.ActionRefused, match="left the program on"):
         services.record_payment(
             actor=roles["car"],
@@ -1010,16 +1026,9 @@ def test_a_late_payment_needs_an_override_and_is_then_reported(client, roles):
     assert not Payment.objects.filter(reference="LATE-NO-OVERRIDE").exists()
 
     reason = "Controller approved: final true-up owed before the exit"
-    payment = services.record_payment(
-        actor=roles["car"],
-        case_id=case.pk,
-        payout_id=payout.pk,
-        amount=Decimal("75.00"),
-        paid_on=_today(),
-        reference="LATE-OVERRIDE",
-        override_reason=reason,
-    )
+    payment = _paid_with_override(roles, case, payout, reference="LATE-OVERRIDE", reason=reason)
     assert payment.override.reason == reason
+    assert payment.override.approved_by == roles["car2"]
     partner = Partner.objects.get(pk=case.partner_id)
 
     for username in ("car", "manager"):
@@ -1064,7 +1073,8 @@ def _console_cases(roles, per_state):
             )
 
 
-@pytest.mark.parametrize(("username", "pinned"), [("car", 8), ("manager", 8)])
+# The console reads its lists, counts and the overrides awaiting approval: 9 queries.
+@pytest.mark.parametrize(("username", "pinned"), [("car", 9), ("manager", 9)])
 def test_console_query_count_does_not_grow_with_cases(client, roles, username, pinned):
     """N cases at each of steps 7, 8, 9 and 11, then 3N: the same number of queries."""
     client.force_login(roles[username])
@@ -1135,14 +1145,20 @@ def test_exceptions_report_query_count_does_not_grow_with_rows(client, roles):
                 offboard_date=_today() - dt.timedelta(days=3 + i)
             )
             payout = PayoutFactory(partner=partner, amount=Decimal("5.00"))
-            services.record_payment(
-                actor=roles["car" if i % 2 else "car2"],
-                payout_id=payout.pk,
-                amount=Decimal("5.00"),
-                paid_on=_today(),
-                reference=f"LATE-R-{i}",
-                override_reason=f"Override {i}",
+            maker, checker = ("car", "car2") if i % 2 else ("car2", "car")
+            pay = {
+                "payout_id": payout.pk,
+                "amount": Decimal("5.00"),
+                "paid_on": _today(),
+                "reference": f"LATE-R-{i}",
+            }
+            with pytest.raises(OverrideRequested):
+                services.record_payment(actor=roles[maker], **pay, override_reason=f"Override {i}")
+            approve_override(
+                actor=roles[checker],
+                override_id=GuardOverride.objects.get(payout=payout).pk,
             )
+            services.record_payment(actor=roles[maker], **pay)
 
     late_rows(N, 0)
     few, r1 = _count(client, reverse("payments_after_offboard"))

@@ -5,9 +5,12 @@ four eyes on verification, and the payment guard after the offboard date."""
 import datetime as dt
 import uuid
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
-from django.core.exceptions import PermissionDenied, ValidationError
+import time_machine
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -17,7 +20,6 @@ from offboarding.demo import seed, step_data
 from offboarding.models import CaseEvent, EventKind
 from offboarding.services import ActionRefused
 from partners.models import Partner
-from payouts import guard
 from payouts.models import (
     Commission,
     CommissionStatus,
@@ -29,6 +31,7 @@ from payouts.models import (
     PayoutStatus,
 )
 from payouts.money import to_money
+from payouts.overrides import OverrideRequested, approve_override, refuse_override
 from payouts.selectors import final_statement, open_balance, payments_after_offboard_date
 from payouts.services import (
     accrue_commission,
@@ -51,6 +54,9 @@ D = Decimal
 # ---------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------
+
+
+LOCAL = ZoneInfo(settings.TIME_ZONE)
 
 
 def today():
@@ -90,6 +96,15 @@ def pay(actor, payout, *, case=None, amount=None, reference=None, paid_on=None, 
         reference=reference or f"ACH-{payout.reference}",
         **kwargs,
     )
+
+
+def pay_with_override(roles, payout, *, override_reason="Earned before the offboard date", **kw):
+    """Decision D's path: CAR asks, the second CAR user approves, CAR records."""
+    with pytest.raises(OverrideRequested):
+        pay(roles["car"], payout, override_reason=override_reason, **kw)
+    override = GuardOverride.objects.filter(payout=payout, status="pending").get()
+    approve_override(actor=roles["car2"], override_id=override.pk)
+    return pay(roles["car"], payout, **kw)
 
 
 def commission(partner, amount, currency="USD", *, status=CommissionStatus.OPEN, ref=None):
@@ -814,11 +829,32 @@ def test_a_payment_after_the_offboard_date_is_refused_without_override(roles, of
     assert not payments_after_offboard_date().exists()
 
 
-def test_a_payment_dated_on_the_offboard_date_is_allowed_and_not_an_exception(roles, offboarded):
+def test_a_payment_dated_and_recorded_on_the_offboard_date_is_allowed(roles, offboarded):
     partner, payout = offboarded
-    payment = pay(roles["car"], payout, paid_on=partner.offboard_date, reference="ON-THE-DAY")
+    on_the_day = dt.datetime.combine(partner.offboard_date, dt.time(15), tzinfo=LOCAL)
+    with time_machine.travel(on_the_day, tick=False):
+        payment = pay(roles["car"], payout, paid_on=partner.offboard_date, reference="ON-DAY")
     assert payment.override is None
     assert not payments_after_offboard_date().exists()
+
+
+def test_a_backdated_payment_recorded_after_the_offboard_date_needs_an_override(roles, offboarded):
+    """Decision D's second clock: dated on the offboard date, recorded weeks later."""
+    partner, payout = offboarded
+    before = ledger_state()
+    with pytest.raises(ActionRefused, match="recorded or dated after it"):
+        pay(roles["car"], payout, paid_on=partner.offboard_date, reference="BACKDATED")
+    assert ledger_state() == before
+    payment = pay_with_override(roles, payout, paid_on=partner.offboard_date, reference="BD-OK")
+    assert payment.after_offboard_date is True
+    assert list(payments_after_offboard_date()) == [payment]
+
+
+def test_a_payment_dated_before_the_payout_was_earned_is_refused(roles):
+    payout = PayoutFactory(amount=D("10.00"), earned_on=days_ago(5))
+    with pytest.raises(ActionRefused, match="before it was earned"):
+        pay(roles["car"], payout, paid_on=days_ago(6), reference="TOO-EARLY")
+    assert not Payment.objects.exists()
 
 
 def test_accrual_and_payout_creation_after_the_offboard_date_are_refused(roles, offboarded):
@@ -849,7 +885,7 @@ def test_accrual_and_payout_creation_after_the_offboard_date_are_refused(roles, 
                 earned_on=earned_on,
             )
     # Even with an override, nothing earned after the offboard date is accrued or paid out.
-    with pytest.raises(ActionRefused, match="earned before the offboard date"):
+    with pytest.raises(ActionRefused, match="with or without an override"):
         accrue_commission(
             actor=car,
             partner=partner,
@@ -862,7 +898,7 @@ def test_accrual_and_payout_creation_after_the_offboard_date_are_refused(roles, 
             earned_on=today(),
             override_reason="Trying anyway",
         )
-    with pytest.raises(ActionRefused, match="earned before the offboard date"):
+    with pytest.raises(ActionRefused, match="with or without an override"):
         create_payout(
             actor=car,
             partner=partner,
@@ -879,14 +915,14 @@ def test_accrual_and_payout_creation_after_the_offboard_date_are_refused(roles, 
     assert ledger_state() == before
 
 
-def test_accruing_after_the_offboard_date_a_commission_earned_before_needs_an_override(
+def test_accruing_after_the_offboard_date_a_commission_earned_before_needs_an_approved_override(
     roles, offboarded
 ):
     """Today is after the offboard date: a commission accrued now, even one dated before
-    the offboard date, is new money for a past partner and needs CAR's override (as
-    create_payout and the CSV importer already require)."""
+    the offboard date, is new money for a past partner and needs an override that a second
+    CAR user approves (Decision D)."""
     partner, _ = offboarded
-    car = roles["car"]
+    car, car2 = roles["car"], roles["car2"]
     kwargs = {
         "actor": car,
         "partner": partner,
@@ -900,13 +936,23 @@ def test_accruing_after_the_offboard_date_a_commission_earned_before_needs_an_ov
     }
     with pytest.raises(ActionRefused, match="left the program"):
         accrue_commission(**kwargs)
+    with pytest.raises(OverrideRequested, match="waiting for another CAR user"):
+        accrue_commission(**kwargs, override_reason="Q3 commission, found in audit")
     assert not Commission.objects.filter(partner=partner).exists()
-    line = accrue_commission(**kwargs, override_reason="Q3 commission, found in audit")
-    assert line.override.reason == "Q3 commission, found in audit"
-    assert line.override.approved_by == car
+    override = GuardOverride.objects.get()
+    assert (override.status, override.requested_by, override.approved_by) == ("pending", car, None)
+    # Pending: asking again changes nothing.
+    with pytest.raises(OverrideRequested):
+        accrue_commission(**kwargs, override_reason="Q3 commission, found in audit")
+    assert GuardOverride.objects.count() == 1
+    approve_override(actor=car2, override_id=override.pk)
+    line = accrue_commission(**kwargs)
+    assert line.override == override
+    assert reload(override).status == "used"
+    assert reload(override).approved_by == car2
 
 
-def test_an_override_by_car_lets_a_late_payment_through_audited_and_reported(roles, offboarded):
+def test_an_override_approved_by_a_second_car_user_lets_a_late_payment_through(roles, offboarded):
     partner, payout = offboarded
     car = roles["car"]
     # Another offboarded partner paid on time: not an exception.
@@ -915,8 +961,8 @@ def test_an_override_by_car_lets_a_late_payment_through_audited_and_reported(rol
     pay(car, on_time, paid_on=days_ago(20), reference="ON-TIME")
     Partner.objects.filter(pk=on_time_partner.pk).update(offboard_date=days_ago(15))
 
-    payment = pay(
-        car,
+    payment = pay_with_override(
+        roles,
         payout,
         amount=D("80.00"),
         reference="LATE-OK",
@@ -925,11 +971,13 @@ def test_an_override_by_car_lets_a_late_payment_through_audited_and_reported(rol
 
     assert reload(payout).status == PayoutStatus.PAID
     override = GuardOverride.objects.get()
-    assert (override.partner, override.approved_by, override.reason) == (
+    assert (override.partner, override.requested_by, override.approved_by, override.reason) == (
         partner,
         car,
+        roles["car2"],
         "Earned in Q3 before leaving; approved by the controller",
     )
+    assert override.status == "used"
     assert payment.override == override
     assert list(payments_after_offboard_date()) == [payment]
 
@@ -947,16 +995,59 @@ def test_an_override_by_car_lets_a_late_payment_through_audited_and_reported(rol
     assert list(payments_after_offboard_date()) == [payment]  # the report still lists it
 
 
-def test_an_override_with_a_blank_reason_is_refused(roles, offboarded):
+def test_an_override_needs_a_second_car_user(roles, offboarded):
+    """Maker-checker: the requester cannot approve, the approver does not record."""
+    _, payout = offboarded
+    car, car2 = roles["car"], roles["car2"]
+    with pytest.raises(OverrideRequested):
+        pay(car, payout, reference="LATE-4E", override_reason="Earned before leaving")
+    override = GuardOverride.objects.get()
+    with pytest.raises(ActionRefused, match="another CAR user must decide"):
+        approve_override(actor=car, override_id=override.pk)
+    assert reload(override).status == "pending"
+    # Not approved yet: the payment is still refused.
+    with pytest.raises(ActionRefused, match="needs an override"):
+        pay(car, payout, reference="LATE-4E")
+    approve_override(actor=car2, override_id=override.pk)
+    with pytest.raises(ActionRefused, match="needs an override"):
+        pay(car2, payout, reference="LATE-4E")  # the checker does not use what they approved
+    # It covers exactly what was asked: another amount is not covered.
+    with pytest.raises(ActionRefused, match="needs an override"):
+        pay(car, payout, amount=D("1.00"), reference="LATE-4E-PART")
+    payment = pay(car, payout, reference="LATE-4E")
+    assert payment.override == override
+    # Used once.
+    with pytest.raises(ActionRefused):
+        pay(car, PayoutFactory(partner=payout.partner, earned_on=days_ago(40)), reference="X")
+
+
+def test_a_refused_override_lets_nothing_through(roles, offboarded):
+    _, payout = offboarded
+    with pytest.raises(OverrideRequested):
+        pay(roles["car"], payout, reference="LATE-R", override_reason="Please")
+    override = GuardOverride.objects.get()
+    with pytest.raises(ActionRefused, match="Say why"):
+        refuse_override(actor=roles["car2"], override_id=override.pk, reason=" ")
+    refuse_override(actor=roles["car2"], override_id=override.pk, reason="Not owed")
+    assert reload(override).status == "refused"
+    with pytest.raises(ActionRefused, match="already refused"):
+        approve_override(actor=roles["car2"], override_id=override.pk)
+    with pytest.raises(ActionRefused, match="needs an override"):
+        pay(roles["car"], payout, reference="LATE-R")
+    assert not Payment.objects.exists()
+
+
+def test_an_override_with_a_blank_reason_is_not_asked_for(roles, offboarded):
     _, payout = offboarded
     before = ledger_state()
-    with pytest.raises(ActionRefused, match="needs a reason"):
+    with pytest.raises(ActionRefused, match="Give a reason"):
         pay(roles["car"], payout, reference="LATE-BLANK", override_reason="   ")
     assert ledger_state() == before
+    assert not GuardOverride.objects.exists()
 
 
 @pytest.mark.parametrize("username", ["cam", "salesops", "portaladmin", "manager", "nobody"])
-def test_only_car_can_override_the_guard(roles, offboarded, username):
+def test_only_car_can_ask_for_or_approve_an_override(roles, offboarded, username):
     partner, payout = offboarded
     user = roles[username]
     before = ledger_state()
@@ -973,18 +1064,22 @@ def test_only_car_can_override_the_guard(roles, offboarded, username):
             earned_on=days_ago(30),
             override_reason="Let me",
         )
-    with pytest.raises(PermissionDenied):
-        guard.grant_override(actor=user, partner=partner, reason="Let me")
     assert ledger_state() == before
     assert not GuardOverride.objects.exists()
+    with pytest.raises(OverrideRequested):
+        pay(roles["car"], payout, reference="LATE-X", override_reason="Earned before")
+    with pytest.raises(ActionRefused, match="Only CAR"):
+        approve_override(actor=user, override_id=GuardOverride.objects.get().pk)
 
 
 @pytest.mark.postgres
-def test_the_database_refuses_a_late_payment_inserted_without_override(roles, offboarded):
+def test_the_database_refuses_a_late_payment_inserted_without_an_approved_override(
+    roles, offboarded
+):
     assert connection.vendor == "postgresql"
     partner, payout = offboarded
 
-    def raw_payment(reference, paid_on, override=None):
+    def raw_payment(reference, paid_on, override=None, by="car"):
         return Payment.objects.create(
             payout=payout,
             amount=D("1.00"),
@@ -992,24 +1087,45 @@ def test_the_database_refuses_a_late_payment_inserted_without_override(roles, of
             paid_on=paid_on,
             method="ach",
             reference=reference,
-            recorded_by=roles["car"],
+            recorded_by=roles[by],
             override=override,
         )
 
     with pytest.raises(DatabaseError, match="payment guard"), transaction.atomic():
         raw_payment("RAW-LATE", today())
-    assert not Payment.objects.exists()
-    on_time = raw_payment("RAW-ON-TIME", partner.offboard_date)
+    # Dated on the offboard date but recorded weeks after it (Decision D's second clock).
     with pytest.raises(DatabaseError, match="payment guard"), transaction.atomic():
-        Payment.objects.filter(pk=on_time.pk).update(paid_on=today())
-    assert reload(on_time).paid_on == partner.offboard_date
-    override = GuardOverride.objects.create(
-        partner=partner, approved_by=roles["car"], reason="Audited"
+        raw_payment("RAW-BACKDATED", partner.offboard_date)
+    assert not Payment.objects.exists()
+    pending = GuardOverride.objects.create(
+        partner=partner, requested_by=roles["car"], reason="Audited"
     )
-    raw_payment("RAW-OVERRIDDEN", today(), override)
+    with pytest.raises(DatabaseError, match="payment guard"), transaction.atomic():
+        raw_payment("RAW-PENDING", today(), pending)
+    approved = GuardOverride.objects.create(
+        partner=partner,
+        requested_by=roles["car"],
+        approved_by=roles["car2"],
+        status="approved",
+        reason="Audited",
+    )
+    with pytest.raises(DatabaseError, match="payment guard"), transaction.atomic():
+        raw_payment("RAW-BY-CHECKER", today(), approved, by="car2")
+    payment = raw_payment("RAW-OVERRIDDEN", today(), approved)
     assert list(payments_after_offboard_date().values_list("reference", flat=True)) == [
         "RAW-OVERRIDDEN"
     ]
+    # A recorded payment does not change afterwards.
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        Payment.objects.filter(pk=payment.pk).update(paid_on=partner.offboard_date)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        GuardOverride.objects.create(
+            partner=partner,
+            requested_by=roles["car"],
+            approved_by=roles["car"],
+            status="approved",
+            reason="Self-approved",
+        )
 
 
 def test_the_demo_data_has_no_payment_after_an_offboard_date():

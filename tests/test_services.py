@@ -483,6 +483,7 @@ def test_payment_and_withdrawal_events_are_recorded(roles, paying):
         "method": "ach",
         "reference": "ACH-9",
         "override": "",
+        "override_approved_by": "",
     }
 
     other = open_for(PartnerFactory(cam=roles["cam"]))
