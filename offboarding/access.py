@@ -93,5 +93,5 @@ def can_verify_payouts(user, case, payers: set[int] | None = None) -> bool:
 
 def can_read_money(user) -> bool:
     """May `user` read payouts and payments (the final statement)? CAR and partner-ops
-    managers; the same rule as the statement page (`payouts.views._can_read_money`)."""
+    managers. The statement, the console, the reports and the case record's ZIP ask here."""
     return user.is_superuser or user.has_perm("payouts.view_payout")

@@ -136,14 +136,10 @@ def roll_up_commissions(request, pk):
     return redirect("case_detail", pk=case.pk)
 
 
-def _can_read_money(user) -> bool:
-    return user.is_superuser or user.has_perm("payouts.view_payout")
-
-
 @require_GET
 def statement(request, pk):
     case = access.get_case_for(request.user, pk, Case.objects.select_related("partner"))
-    if not _can_read_money(request.user):
+    if not access.can_read_money(request.user):
         raise PermissionDenied("The final statement is for CAR and partner-ops managers.")
     data = final_statement(case)
     if request.GET.get("format") == "csv":
@@ -163,7 +159,7 @@ def _statement_csv(case, data):
 
 @require_GET
 def console(request):
-    if not (access.holds_lane(request.user, Lane.CAR) or _can_read_money(request.user)):
+    if not (access.holds_lane(request.user, Lane.CAR) or access.can_read_money(request.user)):
         raise PermissionDenied("The CAR console is for CAR and partner-ops managers.")
     context = car_console(request.user)
     context["rows_html"] = waiting_rows_html(context["rows"])
@@ -176,7 +172,7 @@ def console(request):
 
 @require_GET
 def payments_after_offboard(request):
-    if not _can_read_money(request.user):
+    if not access.can_read_money(request.user):
         raise PermissionDenied("This report is for CAR and partner-ops managers.")
     rows = payments_after_offboard_rows(1000)
     return render(
