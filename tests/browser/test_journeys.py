@@ -120,10 +120,11 @@ def test_voluntary_resignation_without_money_on_the_legacy_portal(ui, people):
     ui.complete_step(7)
     ui.expect_swimlane(done={1, 3, 4, 5, 6, 7}, current=10, lane="CAM", skipped={2, 8, 9})
 
-    # The CAM confirms the legacy portal: done.
+    # The CAM confirms the portal the partner record names (Decision C): no other choice.
     ui.login("cam")
     ui.open_from_inbox("Step 10 · ")
-    expect(page.get_by_label("Legacy portal")).to_be_checked()
+    expect(page.get_by_label("Beta portal")).to_have_count(0)
+    page.get_by_label("The partner is on the legacy portal, as its record says").check()
     ui.complete_step(10)
     ui.expect_swimlane(done={1, 3, 4, 5, 6, 7, 10}, skipped={2, 8, 9, 11, 12, 13})
     expect(page.locator("#case-state")).to_have_text("Done")
@@ -386,7 +387,8 @@ def test_beta_portal_referral_links_and_removal(ui, people):
 
     ui.login("cam")
     ui.open_from_inbox("Step 10 · Which partner portal? — Kestrel Partners")
-    expect(page.get_by_label("Beta portal")).to_be_checked()
+    expect(page.get_by_label("Legacy portal")).to_have_count(0)
+    page.get_by_label("The partner is on the beta portal, as its record says").check()
     ui.complete_step(10)
     ui.expect_swimlane(done={1, 2, 4, 5, 6, 7, 10}, current=11, lane="CAR", skipped={3, 8, 9})
 
