@@ -34,7 +34,7 @@ def inbox_items_html(rows, csrf_input: str) -> SafeString:
             '\n<li class="list-group-item d-flex justify-content-between align-items-start'
             f'{" list-group-item-warning" if n.unread else ""}">\n'
             f'  <div><div class="fw-semibold">{escape(n.title)}</div>'
-            f'<div class="small" style="white-space: pre-line">{escape(n.body)}</div>'
+            f'<div class="small pre-line">{escape(n.body)}</div>'
             f'<div class="small text-body-secondary">{escape(n.when)} · {escape(n.kind_label)}'
             f" · email {escape(n.email_label)}</div></div>\n"
             f"  {form}\n</li>\n"

@@ -10,6 +10,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("accounts.urls")),  # the second factor: enrol, verify
     path("", include("offboarding.urls")),
     path("", include("partners.urls")),
     path("", include("payouts.urls")),

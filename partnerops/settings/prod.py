@@ -3,8 +3,8 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import SECRET_KEY
-from .env import env_bool, env_int
+from .base import SECRET_KEY, second_factor_roles
+from .env import env_bool, env_int, env_list
 
 DEBUG = False
 # Persistent connections: opening one costs more than most of our page queries.
@@ -24,3 +24,9 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 # (and hard to undo), so it stays off unless asked for, and its reminder is silenced.
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+# The second factor (accounts/two_factor.py): CAR, who records and verifies payments, and
+# admins must use an authenticator app unless this says otherwise.
+PARTNEROPS_REQUIRE_2FA_FOR = second_factor_roles(
+    env_list("PARTNEROPS_REQUIRE_2FA_FOR", "CAR,admin")
+)
