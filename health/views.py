@@ -32,9 +32,17 @@ def _broker() -> dict:
         return {"ok": True, "kind": "embedded filesystem broker"}
     try:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
+        # The publisher's short timeout and no retries (redis-py retries 3 times by default):
+        # with Redis down or frozen this check answers within about a second, not 8.
+        timeout = settings.BROKER_PUBLISH_TIMEOUT_SECONDS
         client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2
+            settings.REDIS_URL,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
         )
         client.ping()
         return {"ok": True, "kind": "redis"}

@@ -19,6 +19,8 @@ class NotificationKind(models.TextChoices):
     OVERRIDE_TO_APPROVE = "override_to_approve", "Payment-guard override to approve"
     OVERRIDE_DECIDED = "override_decided", "Payment-guard override approved or refused"
     DAILY_DIGEST = "daily_digest", "Daily digest"
+    # Sent by the web process (health/alarm.py), since the worker is what is missing.
+    WORKER_ALARM = "worker_alarm", "Background worker stopped or came back"
 
 
 class Delivery(models.TextChoices):

@@ -38,17 +38,18 @@ def managers():
     return get_user_model().objects.filter(groups__name="Partner-ops manager", is_active=True)
 
 
-def enqueue_delivery(notification_ids) -> None:
-    """Hand rows to the worker. A broker outage only delays them: the relay finds them."""
+def enqueue_delivery(notification_ids, *, probe: bool = False) -> None:
+    """Hand rows to the worker. A broker outage only delays them: the rows stay pending and
+    the relay finds them. `broker.publish` never waits more than its short timeout, and not at
+    all while its breaker is open, so a request that notifies someone is not held up; the
+    relay passes `probe` to try the broker anyway."""
+    from . import broker
     from .tasks import deliver_email
 
     for index, notification_id in enumerate(notification_ids):
-        try:
-            deliver_email.apply_async((notification_id,), retry=False)
-        except Exception:  # broker down: the rows stay pending and the relay sends them later
-            # One failure is enough to know: trying the rest would hold up the request.
-            logger.warning(
-                "Broker unavailable; %d notification(s) left to the relay.",
+        if not broker.publish(deliver_email, (notification_id,), probe=probe and index == 0):
+            logger.info(
+                "Broker skipped; %d notification(s) left to the relay.",
                 len(notification_ids) - index,
             )
             return

@@ -27,6 +27,7 @@ import redis
 from aiosmtpd.controller import Controller
 from django.conf import settings as django_settings
 from django.db import connection, transaction
+from kombu import pools
 
 from notifications import delivery
 from notifications import services as notify
@@ -229,8 +230,10 @@ def _redis_transport_options(url: str) -> dict:
 
 
 def _reset_producer_pools(app):
-    if app._pool is not None:
-        app._pool.force_close_all()
+    # kombu keeps its pools in a registry keyed by broker URL: closing the app's pool without
+    # forgetting it left the suite's own URL with a closed pool ("Acquire on closed pool" in
+    # every later eager publish). reset() closes them all and empties the registry.
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 
