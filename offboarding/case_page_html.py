@@ -12,6 +12,8 @@ from django.utils.formats import localize
 from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
 
+from .selectors import MONEY_WITHHELD
+
 
 def _text(value) -> str:
     """A value as `{{ value }}` writes it."""
@@ -45,6 +47,8 @@ def history_html(events) -> str:
                 for label, value in event.items
             )
             parts.append("</dl>")
+        if event.money_withheld:
+            parts.append(f'<p class="small text-body-secondary mb-0">{_text(MONEY_WITHHELD)}</p>')
         if event.note:
             parts.append(f'<p class="small mb-0">“{_text(event.note)}”</p>')
         parts.extend(

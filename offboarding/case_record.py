@@ -13,6 +13,11 @@ A case's ZIP (`case_record_zip`) holds:
   name, the step's title, whether it was late and the evidence files in the ZIP;
 - `history.csv`: a row per event (the data as JSON), written through `partnerops.safe_csv`;
 - `record.html`: the printable record (templates/offboarding/case_record.html);
+- money: for a user who may not read it (`access.can_read_money`) payment and ledger
+  events keep their place, actor, time and hash but not their data, steps 7 and 9 lose the
+  balance and statement stored with them (`selectors.withhold_money`); the manifest's
+  `redacted` lists those events and says that their hashes cannot be recomputed from the
+  file (the chain is verified before anything is withheld);
 - `statement.csv`: the final money statement (`payouts.statement_csv`), only for a user who
   may read money (`access.can_read_money`); for anyone else the manifest says it is left out;
 - `evidence/<event id>/<file id>-<name>`: every evidence file as stored. Each is hashed while
@@ -45,7 +50,7 @@ from payouts.statement_csv import statement_csv_rows
 from . import access, case_chain
 from .models import CaseEvent, EventKind, stored_name
 from .process import STEP_BY_NUMBER
-from .selectors import person_name
+from .selectors import MONEY_WITHHELD, person_name, withhold_money
 from .templatetags.case_events import field_label, field_value, state_label
 
 CASE_FORMAT = "partnerops-case-record/1"
@@ -54,6 +59,17 @@ KIND_LABELS = dict(EventKind.choices)
 NO_STATEMENT = (
     "Left out: the money statement is for users who may read payouts (CAR and partner-ops "
     "managers)."
+)
+# For a user who may not read money (issue 15) the payment and ledger events stay in the
+# record, with who and when, their hash and their place in the chain, but without their
+# data; steps 7 and 9 lose the balance and statement stored with them. The chain is verified
+# here on the full events before anything is withheld, so the manifest's result holds;
+# a reader of the ZIP can recompute the hash of every other event, not of those.
+REDACTED = (
+    "Withheld: the money in these events (payments, ledger changes, the balance at step 7 "
+    "and the statement at step 9) is for users who may read payouts (CAR and partner-ops "
+    "managers). Their hashes cannot be recomputed from this file; every other event's can, "
+    "and the chain was verified on the full events when the record was exported."
 )
 CSV_HEADER = (
     "event_id",
@@ -199,8 +215,9 @@ def _write_case(archive: _Archive, case, user, now) -> dict:
     stream = CaseEvent.objects.filter(case=case).select_related("actor").order_by("pk")
     for event in stream.iterator(500):
         verifier.feed(event)
-        events.append(_event_entry(event, evidence.get(event.pk, ()), files))
+        events.append(_event_entry(event, evidence.get(event.pk, ()), files, money))
     chain = verifier.finish()
+    redacted = [entry["id"] for entry in events if entry.get("data_withheld")]
     facts = _case_facts(case)
 
     with archive.text("history.json") as out:
@@ -232,6 +249,7 @@ def _write_case(archive: _Archive, case, user, now) -> dict:
             "chain": chain,
             "statement": statement,
             "statement_left_out": NO_STATEMENT if statement is None else "",
+            "money_withheld": MONEY_WITHHELD if redacted else "",
             "exported_at": now,
             "exported_by": user,
             "hash_rule": case_chain.HASH_RULE,
@@ -249,6 +267,7 @@ def _write_case(archive: _Archive, case, user, now) -> dict:
         "statement": {"included": True, "path": "statement.csv"}
         if statement is not None
         else {"included": False, "reason": NO_STATEMENT},
+        "redacted": {"events": redacted, "reason": REDACTED} if redacted else None,
         "files": list(archive.files),
     }
     with archive.text("manifest.json") as out:
@@ -331,12 +350,17 @@ def _case_facts(case) -> dict:
     }
 
 
-def _event_entry(event, rows, files) -> dict:
+def _event_entry(event, rows, files, money: bool) -> dict:
     actor = event.actor
     step = STEP_BY_NUMBER.get(event.step_number) if event.step_number else None
+    sealed = case_chain.sealed_content(event)
+    withheld = []
+    if not money:
+        sealed["data"], withheld = withhold_money(event.kind, sealed["data"])
     return {
         "id": event.pk,
-        **case_chain.sealed_content(event),
+        **sealed,
+        **({"data_withheld": withheld} if withheld else {}),
         "hash": event.hash,
         "kind_label": str(KIND_LABELS.get(event.kind, event.kind)),
         "step_title": step.title if step else "",
@@ -401,4 +425,5 @@ def _html_event(entry) -> dict:
         "from_label": state_label(entry["from_state"]) if entry["from_state"] else "",
         "to_label": state_label(entry["to_state"]) if entry["to_state"] else "",
         "items": [(label, "—" if value in ("", None) else value) for label, value in items],
+        "money_withheld": bool(entry.get("data_withheld")),
     }

@@ -53,6 +53,37 @@ class EvidenceField(forms.FileField):
         return cleaned
 
 
+# Issue 15: a date far from any real one (year 1, year 9999) is a slip or a hand-made
+# request. Accepted, it would reach the business-day arithmetic (which overflows near the
+# end of year 9999), the offboard date and the payment guard. Every date a person enters,
+# through a form or straight to a service, must fall in this window.
+EARLIEST_DATE = dt.date(2000, 1, 1)
+LATEST_DATE = dt.date(2100, 12, 31)
+
+
+def date_window_problem(value: dt.date | None, label: str = "The date") -> str:
+    """Why `value` is outside the window of dates PartnerOps accepts, or "" if it is not."""
+    if value is None or EARLIEST_DATE <= value <= LATEST_DATE:
+        return ""
+    return (
+        f"{label} {value.isoformat()} is outside the dates PartnerOps accepts "
+        f"({EARLIEST_DATE.isoformat()} to {LATEST_DATE.isoformat()}): check the year."
+    )
+
+
+def validate_date_window(value: dt.date) -> None:
+    problem = date_window_problem(value)
+    if problem:
+        raise forms.ValidationError(problem, code="date_window")
+
+
+class DateField(forms.DateField):
+    """Every date field of our forms: a date picker, and only dates in the window."""
+
+    widget = DateInput
+    default_validators = [validate_date_window]
+
+
 def not_in_future(value: dt.date, label: str) -> dt.date:
     if value and value > timezone.localdate():
         raise forms.ValidationError(f"{label} cannot be in the future.")
@@ -101,7 +132,7 @@ class RequestForm(StepForm):
     reason_detail = forms.CharField(
         label="Detail", required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
-    request_received_on = forms.DateField(label="Date the request was received", widget=DateInput)
+    request_received_on = DateField(label="Date the request was received")
     request_channel = forms.ChoiceField(label="Channel", choices=RequestChannel.choices)
     field_order = [
         "initiated_by",
@@ -132,9 +163,7 @@ class CompanyRemovalForm(StepForm):
         coerce=lambda v: v == "yes",
         widget=forms.RadioSelect,
     )
-    notice_date = forms.DateField(
-        label="Date the 30-day notice was sent, or legal action was recorded", widget=DateInput
-    )
+    notice_date = DateField(label="Date the 30-day notice was sent, or legal action was recorded")
     field_order = ["legal_action", "notice_date", "evidence", "note"]
 
     def clean_notice_date(self):
@@ -159,15 +188,13 @@ class CompanyRemovalForm(StepForm):
 class ResignationForm(StepForm):
     """Step 3."""
 
-    notice_date = forms.DateField(
-        label="Date the resignation notice was received", widget=DateInput
-    )
+    notice_date = DateField(label="Date the resignation notice was received")
     notice_channel = forms.ChoiceField(
         label="How was it given?",
         choices=[("email", "Email"), ("conversation", "Conversation")],
         widget=forms.RadioSelect,
     )
-    requested_exit_date = forms.DateField(label="Requested exit date", widget=DateInput)
+    requested_exit_date = DateField(label="Requested exit date")
     field_order = ["notice_date", "notice_channel", "requested_exit_date", "evidence", "note"]
 
     def clean_notice_date(self):

@@ -226,6 +226,32 @@ EVENT_COLUMNS = (
 )
 
 
+# ---- money in the history (issue 15: one rule, `access.can_read_money`) ----
+
+# Whoever may not read the final statement sees no payment line anywhere: not on the case
+# page, not in its history, not in the case record's ZIP. A payment's event and a ledger
+# change (a payout voided or created, an order resolved, an override asked or decided) are
+# money through and through; a step's event keeps what the person decided and loses the
+# figures the service stored with it (the open balance at step 7, the statement at step 9).
+MONEY_EVENT_KINDS = frozenset({EventKind.PAYMENT_RECORDED, EventKind.LEDGER_CHANGED})
+MONEY_DATA_KEYS = frozenset({"open_balance", "statement"})
+MONEY_WITHHELD = (
+    "Amounts and references are shown to users who may read payouts (CAR and partner-ops managers)."
+)
+
+
+def withhold_money(kind, data):
+    """`data` of an event of `kind` without its money, and the keys taken out (sorted)."""
+    if not isinstance(data, dict):
+        return data, []
+    if kind in MONEY_EVENT_KINDS:
+        return {}, sorted(data)
+    withheld = sorted(MONEY_DATA_KEYS.intersection(data))
+    if not withheld:
+        return data, []
+    return {key: value for key, value in data.items() if key not in MONEY_DATA_KEYS}, withheld
+
+
 @dataclass(frozen=True, slots=True)
 class EvidenceLink:
     url: str
@@ -250,6 +276,7 @@ class EventRow:
     late: bool = False
     on_time: bool = False
     items: list = field(default_factory=list)  # (label, value) of the event's data
+    money_withheld: bool = False  # money was taken out of `items` (withhold_money)
     note: str = ""
     files: list = field(default_factory=list)  # EvidenceLink
 
@@ -261,10 +288,13 @@ class History:
     step_events: list  # EventRow of every completed step, for the swimlane
 
 
-def _shown_row(values, data) -> EventRow:
+def _shown_row(values, data, money: bool) -> EventRow:
     (pk, kind, step_number, from_state, to_state, created_at, due_at, note, username) = values[:9]
     first, last = values[9:11]
     late = bool(due_at and created_at > due_at)
+    withheld = []
+    if not money:
+        data, withheld = withhold_money(kind, data)
     return EventRow(
         pk=pk,
         kind=kind,
@@ -282,13 +312,15 @@ def _shown_row(values, data) -> EventRow:
         items=[(field_label(key), field_value(value, key) or "—") for key, value in data.items()]
         if isinstance(data, dict)
         else [],
+        money_withheld=bool(withheld),
         note=note,
     )
 
 
-def case_history(case, *, everything: bool = False) -> History:
+def case_history(case, *, money: bool, everything: bool = False) -> History:
     """The case's events, oldest first: all of them, or the latest HISTORY_SHOWN of a long
     history, and every completed step (for the swimlane), with their evidence files.
+    Without `money` (`access.can_read_money` of the reader) the events' money is withheld.
 
     One query whatever the length of the history: the latest events and the completed steps,
     joined to their evidence (one row per file). The stored data (a step 7 decision keeps the
@@ -313,7 +345,7 @@ def case_history(case, *, everything: bool = False) -> History:
         *_, file_pk, file_name, file_size, is_shown, data = values
         if row is None or row.pk != values[0]:  # a new event; else another file of this one
             if is_shown:
-                row = _shown_row(values, data)
+                row = _shown_row(values, data, money)
                 shown.append(row)
             else:  # a completed step older than the events shown: for the swimlane only
                 pk, kind, step_number, *_ = values

@@ -23,6 +23,7 @@ from . import access, end_state
 from .calendar import BusinessCalendar
 from .case_chain import upload_digests
 from .deadlines import due_at, remind_at
+from .forms import date_window_problem
 from .models import Case, CaseEvent, EventKind, EvidenceFile
 from .process import NOTICE_PERIOD_DAYS, OWNER_LANES, STEP_BY_NUMBER, CaseState
 
@@ -114,6 +115,7 @@ def open_case(*, actor, partner_id, data: Mapping, note: str = "", evidence=()) 
 
     Side effects: the partner becomes *offboarding*; the next step's performers are notified.
     """
+    _check_dates(data)
     with transaction.atomic():
         try:
             partner = Partner.objects.select_for_update().get(pk=partner_id)
@@ -318,8 +320,18 @@ def _unmet_condition_message(case: Case, step_number: int) -> str:
     return f"Step {step_number} cannot be completed yet."
 
 
+def _check_dates(data: Mapping) -> None:
+    """Every date entered is in the window forms accept (issue 15), whoever calls."""
+    for key, value in data.items():
+        if isinstance(value, dt.date):
+            problem = date_window_problem(value, key.replace("_", " ").capitalize())
+            if problem:
+                raise ActionRefused(problem)
+
+
 def _check_step_data(case: Case, step_number: int, data: Mapping) -> None:
     """Rules on the entered data that hold whoever calls: view, admin, task or command."""
+    _check_dates(data)  # first: the rules below add days to these dates
     if step_number == 3:
         earliest = data["notice_date"] + dt.timedelta(days=NOTICE_PERIOD_DAYS)
         if data.get("requested_exit_date") and data["requested_exit_date"] < earliest:

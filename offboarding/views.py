@@ -80,7 +80,7 @@ def _money_forms(user, case, given, balance):
     """Step 8's forms for CAR; a bound form passed in (with its errors) takes its place."""
     from payouts.forms import PayInFullForm, PaymentForm, ResolveOrderForm, VoidPayoutForm
 
-    if case.state != "step_8" or not access.can_perform(user, case, Lane.CAR):
+    if balance is None or case.state != "step_8" or not access.can_perform(user, case, Lane.CAR):
         return {}
     forms = {
         "payment_form": (PaymentForm, {"payouts": balance.payouts}),
@@ -174,19 +174,26 @@ def _balance_lines(balance) -> list[BalanceLine]:
 
 
 def _detail_context(request, case, **given):
-    history = selectors.case_history(case, everything=request.GET.get("history") == "all")
+    user = request.user
+    # One rule (issue 15): who may not read the final statement sees no balance, payment or
+    # money in the history here either; for them the money is not even read.
+    reads_money = access.can_read_money(user)
+    history = selectors.case_history(
+        case, money=reads_money, everything=request.GET.get("history") == "all"
+    )
     lanes, cells = selectors.swimlane(case, history.step_events)
     step = case.current_step
-    user = request.user
     step_form = given.get("step_form")
     shows_money = (step is not None and step.number in MONEY_STEPS) or bool(case.money_on_table)
-    payments = selectors.case_payments(case, user, PAYMENTS_SHOWN) if shows_money else None
+    money_shown = shows_money and reads_money
+    payments = selectors.case_payments(case, user, PAYMENTS_SHOWN) if money_shown else None
     can_act = False
     waiting_reason = ""
     if step is not None:
         if step.number == 9:
-            # Decision B's four eyes: only whether this user recorded a payment matters.
-            payers = {user.pk} if payments.by_user else set()
+            # Decision B's four eyes: only whether this user recorded a payment matters
+            # (without the payments read, can_verify_payouts reads who paid, if it must).
+            payers = ({user.pk} if payments.by_user else set()) if payments is not None else None
             can_act = access.can_verify_payouts(user, case, payers)
             if access.can_perform(user, case, Lane.CAR) and not can_act:
                 waiting_reason = (
@@ -197,7 +204,7 @@ def _detail_context(request, case, **given):
         if can_act and step_form is None:
             step_form = STEP_FORMS[step.number](case=case)
     can_withdraw = access.can_withdraw(user, case)
-    balance = open_balance(case.partner) if shows_money else None
+    balance = open_balance(case.partner) if money_shown else None
     balance_lines = _balance_lines(balance) if balance else []
     step_due = (
         timezone.localtime(case.step_due_at).strftime("%m-%d %H:%M") if case.step_due_at else ""
@@ -221,6 +228,9 @@ def _detail_context(request, case, **given):
         )
         if access.can_correct_portal(user, case)
         else None,
+        "money_withheld": shows_money and not reads_money,
+        "money_withheld_reason": selectors.MONEY_WITHHELD,
+        "can_read_money": reads_money,
         "balance": balance,
         "balance_html": balance_html(balance_lines, balance.totals) if balance else "",
         # The newest few; the final statement lists every payment.
@@ -228,7 +238,7 @@ def _detail_context(request, case, **given):
         "payments_html": payments_html(payments.shown) if payments else "",
         "payments_total": payments.total if payments else 0,
         **_money_forms(user, case, given, balance),
-        **_pending_overrides(user, case, shows_money),
+        **_pending_overrides(user, case, money_shown),
     }
 
 
@@ -368,9 +378,15 @@ def evidence_download(request, pk):
     except (EvidenceFile.DoesNotExist, ValueError):
         raise Http404("No such file.") from None
     access.get_case_for(request.user, evidence.event.case_id)
-    return FileResponse(
-        evidence.file.open("rb"), as_attachment=True, filename=evidence.original_name
-    )
+    try:
+        stored = evidence.file.open("rb")
+    except OSError:
+        # A file gone from storage (a recreated container, a restore without its media) is
+        # for the operators to put back from a backup: a page saying so, never a 500.
+        from ops.evidence import evidence_missing_page
+
+        return evidence_missing_page(request, evidence)
+    return FileResponse(stored, as_attachment=True, filename=evidence.original_name)
 
 
 def start_offboarding(request, partner_pk):

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django import forms
 
-from offboarding.forms import DateInput, not_in_future
+from offboarding.forms import DateField, not_in_future
 
 from .models import OrderStatus, PaymentMethod
 from .selectors import open_orders, outstanding_payouts
@@ -58,7 +58,7 @@ class PaymentForm(CaseMoneyForm):
         min_value=Decimal("0.01"),
         error_messages=AMOUNT_ERRORS,
     )
-    paid_on = forms.DateField(label="Paid on", widget=DateInput)
+    paid_on = DateField(label="Paid on")
     method = forms.ChoiceField(label="Method", choices=PaymentMethod.choices)
     reference = forms.CharField(label="Payment reference", max_length=80)
     override_reason = forms.CharField(
@@ -87,7 +87,7 @@ class PayInFullForm(CaseMoneyForm):
     payouts_to_pay = forms.MultipleChoiceField(
         label="Payouts to pay in full", widget=forms.CheckboxSelectMultiple
     )
-    paid_on = forms.DateField(label="Paid on", widget=DateInput)
+    paid_on = DateField(label="Paid on")
     method = forms.ChoiceField(label="Method", choices=PaymentMethod.choices)
     batch_reference = forms.CharField(label="Batch payment reference", max_length=60)
 

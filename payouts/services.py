@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from offboarding import access
+from offboarding.forms import date_window_problem
 from offboarding.models import EventKind
 from offboarding.process import CaseState, Lane
 from offboarding.services import ActionRefused, CaseMovedOn, lock_case, record_event
@@ -91,6 +92,8 @@ def _pay(
         )
     if method not in PaymentMethod.values:
         raise ActionRefused(f"{method!r} is not a payment method.")
+    if problem := date_window_problem(paid_on, "The payment date"):  # issue 15, any caller
+        raise ActionRefused(problem)
     if paid_on > timezone.localdate():
         raise ActionRefused(f"A payment cannot be dated in the future ({paid_on:%Y-%m-%d}).")
     if paid_on < payout.earned_on:
