@@ -8,7 +8,7 @@ PORT ?= 8000
 BOOT_PYTHON := $(shell command -v python3.11 || command -v python3)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format check clean bench bench-smoke
+.PHONY: help install run test lint format check clean bench bench-smoke backup restore faults
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -31,8 +31,10 @@ run: install ## Migrate, seed the demo, start a Celery worker + beat, serve http
 	@echo "  Broker:   $${REDIS_URL:-embedded (kombu filesystem transport in var/celery-broker)}"
 	@echo "  Emails are printed below by the worker (console backend)."
 	@echo
-	@trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
-	$(VENV)/bin/celery -A partnerops worker --beat --concurrency=1 --loglevel=warning & worker=$$!; \
+	@# The worker (with its beat) runs under scripts/supervise.sh, which starts it again if it
+	@# exits (it can, when Redis drops); Ctrl-C stops the server, then the supervisor and worker.
+	@trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	scripts/supervise.sh worker $(VENV)/bin/celery -A partnerops worker --beat --concurrency=1 --loglevel=warning & worker=$$!; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 test: install ## Run the whole test suite (PostgreSQL if DATABASE_URL is set, else SQLite)
@@ -50,6 +52,15 @@ check: install ## Django system checks and missing-migration check
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 
+# Backup and restore (README: "Backup, restore and database roles"): the database and the
+# evidence files with a manifest of SHA-256 hashes. BACKUP=dir chooses the directory.
+backup: install ## Back up the database and evidence files (BACKUP=dir, default var/backups/<time>)
+	$(PY) manage.py backup $(if $(BACKUP),--output "$(BACKUP)")
+
+restore: install ## Verify, then restore BACKUP=dir into an empty database and media directory
+	@test -n "$(BACKUP)" || { echo "Say which backup: make restore BACKUP=var/backups/partnerops-..."; exit 2; }
+	$(PY) manage.py restore "$(BACKUP)"
+
 # The benchmark (issue 6): its own PostgreSQL database, whose name must contain "bench".
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/partnerops_bench
 BENCH_SMOKE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/partnerops_bench_smoke
@@ -64,6 +75,10 @@ bench: $(BENCH_STAMP) ## Benchmark at scale (PostgreSQL, gunicorn, locust): tabl
 
 bench-smoke: $(BENCH_STAMP) ## The benchmark at a tiny size in about a minute (CI proves it works)
 	$(PY) scripts/bench.py --smoke --database-url "$(BENCH_SMOKE_DATABASE_URL)" $(BENCH_ARGS)
+
+# The fault suite (issue 15): each fault on its own stack and ports; FAULTS_ARGS=--small is CI's size.
+faults: install ## Inject faults into a real stack (broker, worker, beat, races, authz, fuzz); print figures
+	bash scripts/faults/run_all.sh $(FAULTS_ARGS)
 
 clean: ## Remove the virtualenv, local database and uploads
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache
