@@ -370,3 +370,19 @@ def verify_case(case_id, case_state: str, *, check_files: bool = True) -> ChainR
     for event in CaseEvent.objects.filter(case_id=case_id).order_by("pk").iterator(500):
         verifier.feed(event)
     return verifier.finish()
+
+
+def recorded_digest(evidence) -> str | None:
+    """The SHA-256 the event stored for `evidence` when it was attached, if it stored one
+    (the event's list follows its files in order; events sealed before it have none)."""
+    recorded = evidence.event.evidence_digests or []
+    siblings = list(
+        type(evidence)
+        .objects.filter(event_id=evidence.event_id)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if len(siblings) != len(recorded):
+        return None
+    entry = recorded[siblings.index(evidence.pk)]
+    return entry.get("sha256") if isinstance(entry, dict) else None

@@ -1,5 +1,6 @@
 """Case pages. Thin: load through the access helpers, validate a form, call a service."""
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from partners.access import get_partner_for
 from payouts.selectors import open_balance
 
 from . import access, case_record, selectors, services
+from .case_chain import recorded_digest
 from .case_page_html import balance_html, history_html, payments_html, swimlane_html
 from .case_table_html import case_rows_html, options_html
 from .forms import STEP_FORMS, PortalCorrectionForm, RequestForm, WithdrawForm
@@ -24,6 +26,7 @@ from .models import EvidenceFile
 from .process import STEP_BY_NUMBER, Lane
 
 PAGE_SIZE = 25
+logger = logging.getLogger(__name__)
 
 
 def _case_table(cases, page):
@@ -383,9 +386,23 @@ def evidence_download(request, pk):
     except OSError:
         # A file gone from storage (a recreated container, a restore without its media) is
         # for the operators to put back from a backup: a page saying so, never a 500.
-        from ops.evidence import evidence_missing_page
-
-        return evidence_missing_page(request, evidence)
+        logger.error(
+            "Evidence file %s (case %s, event %s) is missing from storage: %s",
+            evidence.pk,
+            evidence.event.case_id,
+            evidence.event_id,
+            evidence.file.name,
+        )
+        return render(
+            request,
+            "offboarding/evidence_missing.html",
+            {
+                "evidence": evidence,
+                "case_id": evidence.event.case_id,
+                "digest": recorded_digest(evidence),
+            },
+            status=410,
+        )
     return FileResponse(stored, as_attachment=True, filename=evidence.original_name)
 
 

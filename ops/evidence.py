@@ -6,16 +6,11 @@ Each event stores the name, size and SHA-256 of the files recorded with it
 kept (migration offboarding/0006) have none: for their files only the size can be compared.
 """
 
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.shortcuts import render
-
 from offboarding.case_chain import CHUNK, evidence_storage, stream_sha256
 from offboarding.models import CaseEvent, EvidenceFile
-
-logger = logging.getLogger(__name__)
 
 MISSING = "missing"
 ALTERED = "altered"
@@ -127,30 +122,3 @@ def _check_one(storage, report, pk, event_id, case_id, name, size, digest) -> No
         )
     elif found[0] != size:
         problem(SIZE_DIFFERS, f"{found[0]} bytes stored, {size} recorded (no digest recorded)")
-
-
-def evidence_missing_page(request, evidence: EvidenceFile):
-    """The answer to a download whose file the storage cannot open: 410, and a log line."""
-    logger.error(
-        "Evidence file %s (case %s, event %s) is missing from storage: %s",
-        evidence.pk,
-        evidence.event.case_id,
-        evidence.event_id,
-        evidence.file.name,
-    )
-    # The event's list follows its files in order (offboarding.case_chain).
-    recorded = evidence.event.evidence_digests or []
-    siblings = list(
-        EvidenceFile.objects.filter(event_id=evidence.event_id)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    digest = None
-    if len(siblings) == len(recorded) and isinstance(recorded[siblings.index(evidence.pk)], dict):
-        digest = recorded[siblings.index(evidence.pk)].get("sha256")
-    return render(
-        request,
-        "offboarding/evidence_missing.html",
-        {"evidence": evidence, "case_id": evidence.event.case_id, "digest": digest},
-        status=410,
-    )
