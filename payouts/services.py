@@ -472,30 +472,31 @@ def _accrual_override(actor, partner, *, kind, earned_on, amount, currency, refe
     )
 
 
-def _new_commission(
-    actor, partner, *, source, reference, amount, currency, period_start, period_end, earned_on
-) -> Commission:
+def _new_line(model, kind, actor, partner, *, reference, amount, currency, earned_on, **fields):
+    """A new commission or payout (`model`), its amount checked and the guard applied."""
     amount = _amount(amount, currency)
     override = _accrual_override(
         actor,
         partner,
-        kind=overrides.OverrideKind.COMMISSION,
+        kind=kind,
         earned_on=earned_on,
         amount=amount,
         currency=currency,
         reference=reference,
     )
-    return Commission.objects.create(
+    return model.objects.create(
         partner=partner,
-        source=source,
         reference=reference,
         amount=amount,
         currency=currency,
-        period_start=period_start,
-        period_end=period_end,
         earned_on=earned_on,
         override=override,
+        **fields,
     )
+
+
+def _new_commission(actor, partner, **fields) -> Commission:
+    return _new_line(Commission, overrides.OverrideKind.COMMISSION, actor, partner, **fields)
 
 
 def accrue_commission(
@@ -544,24 +545,16 @@ def create_payout(
     """A payout owed to the partner; the payment guard applies as for a commission."""
     try:
         with transaction.atomic():
-            amount = _amount(amount, currency)
-            override = _accrual_override(
+            return _new_line(
+                Payout,
+                overrides.OverrideKind.PAYOUT,
                 actor,
                 partner,
-                kind=overrides.OverrideKind.PAYOUT,
-                earned_on=earned_on,
-                amount=amount,
-                currency=currency,
-                reference=reference,
-            )
-            return Payout.objects.create(
-                partner=partner,
                 reference=reference,
                 description=description,
                 amount=amount,
                 currency=currency,
                 earned_on=earned_on,
-                override=override,
             )
     except overrides.NeedsOverride as needed:
         _ask_for_override(actor, needed, override_reason, None)
