@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass
 
-from partnerops.display import local_minute, pk_url
-from partnerops.pagination import beyond_any_table
+from core.display import local_minute, pk_url
+from core.pagination import beyond_any_table
 
 from .models import EmailStatus, Notification, NotificationKind
 

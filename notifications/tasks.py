@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from . import broker, delivery, digest
+from . import broker, delivery, services
 
 logger = logging.getLogger(__name__)
 
@@ -38,18 +38,11 @@ def deliver_email(notification_id):
 
 @shared_task(acks_late=True)
 def relay_outbox():
-    from .services import enqueue_delivery
-
     now = timezone.now()
     stranded = delivery.relay(now)
     if stranded:
         delivery.mark_relayed(stranded, now)
         # The relay is how rows get out once the broker is back: it tries even if this
         # process's breaker is open (the first publish probes; a success closes the breaker).
-        enqueue_delivery(stranded, probe=True)
+        services.enqueue_delivery(stranded, probe=True)
     return len(stranded)
-
-
-@shared_task(acks_late=True)
-def send_daily_digests():
-    return digest.send_daily_digests()

@@ -1,10 +1,9 @@
 """Who may see and do what with a case. Every check in views, admin and services is here.
 
-Deny by default: a user sees a case only through `visible_cases`, and acts on it only
-when `can_perform` (a lane's step) or `can_withdraw` says so.
+Deny by default: a user sees a case only through `visibility.visible_cases`, and acts on it
+only when `can_perform` (a lane's step) or `can_withdraw` says so. These are predicates over
+a user and a case; the queries that apply them to the database are in `visibility`.
 """
-
-from django.http import Http404
 
 from .process import (
     LANE_PERMISSION,
@@ -17,28 +16,6 @@ from .process import (
 
 def sees_all_cases(user) -> bool:
     return user.is_superuser or user.has_perm("offboarding.view_all_cases")
-
-
-def visible_cases(user, queryset=None):
-    from .models import Case
-
-    queryset = Case.objects.all() if queryset is None else queryset
-    if not (user.is_authenticated and user.is_active):
-        return queryset.none()
-    if sees_all_cases(user):
-        return queryset
-    if user.has_perm("offboarding.view_case"):
-        return queryset.filter(partner__cam=user)
-    return queryset.none()
-
-
-def get_case_for(user, pk, queryset=None):
-    """The case `pk` if `user` may see it; a 404 otherwise, so ids do not leak."""
-    cases = visible_cases(user, queryset)
-    try:
-        return cases.get(pk=pk)
-    except (ValueError, TypeError, cases.model.DoesNotExist):
-        raise Http404("No such case.") from None
 
 
 def owns_partner(user, partner) -> bool:

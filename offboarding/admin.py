@@ -9,9 +9,10 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect, render
 from django_fsm.admin import FSMAdminMixin, FSMTransitionContext
 
-from . import access, services
+from . import services, visibility
 from .forms import STEP_FORMS, WithdrawForm
 from .models import Case, CaseEvent, EvidenceFile
+from .money import admin as money_admin  # noqa: F401  (registers the payouts ledger's admin)
 from .process import STEPS
 
 TRANSITION_STEP = {step.transition: step for step in STEPS}
@@ -53,7 +54,7 @@ class CaseAdmin(FSMAdminMixin, admin.ModelAdmin):
     inlines = [CaseEventInline]
 
     def get_queryset(self, request):
-        return access.visible_cases(request.user, super().get_queryset(request))
+        return visibility.visible_cases(request.user, super().get_queryset(request))
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
@@ -147,7 +148,7 @@ class EvidenceFileAdmin(admin.ModelAdmin):
     readonly_fields = ("event", "file", "original_name", "size", "uploaded_at")
 
     def get_queryset(self, request):
-        visible = access.visible_cases(request.user).values("pk")
+        visible = visibility.visible_cases(request.user).values("pk")
         return super().get_queryset(request).filter(event__case__in=visible)
 
     def has_add_permission(self, request):

@@ -32,8 +32,8 @@ hash from the altered event to the last. Against that, keep exports: each manife
 head hash (the last event's), and a later chain must still contain it at the same position.
 
 Callers of `seal` hold a lock on the case row (every writer in `offboarding.services` and
-`payouts.services` does), so "the event before" is well defined; the unique position per case
-refuses a second event at the same place should a caller ever forget.
+`offboarding.money.services` does), so "the event before" is well defined; the unique
+position per case refuses a second event at the same place should a caller ever forget.
 """
 
 import datetime as dt

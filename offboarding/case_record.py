@@ -11,7 +11,7 @@ A case's ZIP (`case_record_zip`) holds:
   (`case_chain.SEALED_KEYS`: kind, step, from/to state, actor, time, due, entered data, note,
   evidence recorded, position, previous hash) with its hash, and for reading the actor's
   name, the step's title, whether it was late and the evidence files in the ZIP;
-- `history.csv`: a row per event (the data as JSON), written through `partnerops.safe_csv`;
+- `history.csv`: a row per event (the data as JSON), written through `core.safe_csv`;
 - `record.html`: the printable record (templates/offboarding/case_record.html);
 - money: for a user who may not read it (`access.can_read_money`) payment and ledger
   events keep their place, actor, time and hash but not their data, steps 7 and 9 lose the
@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from partnerops.safe_csv import SafeWriter
+from core.safe_csv import SafeWriter
 from payouts.selectors import final_statement
 from payouts.statement_csv import statement_csv_rows
 

@@ -13,10 +13,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.roles import Role
+from offboarding.money.services import record_payment, resolve_order, roll_up_commissions
 from partners.models import Licence, Partner, Portal, ReferralLink, Tier
 from payouts.models import Commission, Order, OrderStatus, Payout
 from payouts.selectors import open_commissions, open_orders
-from payouts.services import record_payment, resolve_order, roll_up_commissions
 
 from . import services
 from .models import Initiator, Reason, RequestChannel

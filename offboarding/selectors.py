@@ -14,9 +14,9 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from accounts.roles import Role
-from partnerops.display import local_minute, pk_url
+from core.display import local_minute, pk_url
 
-from . import access
+from . import access, visibility
 from .models import Case, CaseEvent, EventKind
 from .process import (
     CLOSED_STATES,
@@ -60,7 +60,7 @@ def my_work(user):
         condition |= Q(state__in=owned, partner__cam=user)
     if others:
         condition |= Q(state__in=others)
-    queryset = access.visible_cases(user).filter(condition)
+    queryset = visibility.visible_cases(user).filter(condition)
     return _with_list_relations(queryset).order_by("step_due_at", "step_started_at", "pk")
 
 
@@ -175,7 +175,7 @@ def cams() -> list[tuple]:
 
 
 def case_list(user, *, state="", lane="", cam_id=None, overdue=False, search=""):
-    queryset = access.visible_cases(user)
+    queryset = visibility.visible_cases(user)
     # "Open" is spelt as the open-case indexes' condition (not done, not withdrawn), so
     # PostgreSQL can answer from them alone.
     if state == "open":
@@ -198,7 +198,7 @@ def case_list(user, *, state="", lane="", cam_id=None, overdue=False, search="")
 
 
 def case_detail(user, pk):
-    return access.get_case_for(
+    return visibility.get_case_for(
         user, pk, Case.objects.select_related("partner", "partner__cam", "opened_by")
     )
 

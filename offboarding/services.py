@@ -14,9 +14,9 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed, has_transition_perm
 
-from notifications import services as notify
+from offboarding import notices as notify
+from offboarding.money.guard import flag_payments_after
 from partners.models import LicenceStatus, Partner, PartnerStatus, Portal
-from payouts.guard import flag_payments_after
 from payouts.selectors import final_statement, open_balance
 
 from . import access, end_state

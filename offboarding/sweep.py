@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from notifications import services as notify
+from offboarding import notices as notify
 
 from .models import Case
 

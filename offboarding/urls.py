@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import partner_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,6 +12,8 @@ urlpatterns = [
     path("cases/<int:pk>/partner-portal/", views.correct_portal, name="correct_portal"),
     path("cases/<int:pk>/record.zip", views.case_record_export, name="case_record_export"),
     path("evidence/<int:pk>/", views.evidence_download, name="evidence_download"),
+    path("partners/", partner_views.partner_list, name="partner_list"),
+    path("partners/<int:pk>/", partner_views.partner_detail, name="partner_detail"),
     path("partners/<int:partner_pk>/offboard/", views.start_offboarding, name="start_offboarding"),
     path(
         "partners/<int:partner_pk>/case-records.zip",

@@ -12,12 +12,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import Role, has_role
-from partnerops.pagination import page_of_ids
-from partnerops.params import row_id
+from core.pagination import page_of_ids
+from core.params import row_id
 from partners.access import get_partner_for
 from payouts.selectors import open_balance
 
-from . import access, case_record, selectors, services
+from . import access, case_record, selectors, services, visibility
 from .case_chain import recorded_digest
 from .case_page_html import balance_html, history_html, payments_html, swimlane_html
 from .case_table_html import case_rows_html, options_html
@@ -81,7 +81,7 @@ PAYMENTS_SHOWN = 20
 
 def _money_forms(user, case, given, balance):
     """Step 8's forms for CAR; a bound form passed in (with its errors) takes its place."""
-    from payouts.forms import PayInFullForm, PaymentForm, ResolveOrderForm, VoidPayoutForm
+    from offboarding.money.forms import PayInFullForm, PaymentForm, ResolveOrderForm, VoidPayoutForm
 
     if balance is None or case.state != "step_8" or not access.can_perform(user, case, Lane.CAR):
         return {}
@@ -110,7 +110,7 @@ def _money_forms(user, case, given, balance):
 
 def _pending_overrides(user, case, shows_money):
     """Decision D's overrides waiting on this case, for CAR, who decides on them."""
-    from payouts.overrides import awaiting_approval
+    from offboarding.money.overrides import awaiting_approval
 
     if not (shows_money and access.holds_lane(user, Lane.CAR)):
         return {}
@@ -360,7 +360,7 @@ def partner_records_export(request, partner_pk):
     """Every case of the partner that the user may see, a folder each, in one ZIP."""
     partner = get_partner_for(request.user, partner_pk)
     cases = list(
-        access.visible_cases(request.user, partner.offboarding_cases.all())
+        visibility.visible_cases(request.user, partner.offboarding_cases.all())
         .select_related("partner", "partner__cam", "opened_by")
         .order_by("opened_at", "pk")
     )
@@ -380,7 +380,7 @@ def evidence_download(request, pk):
         evidence = EvidenceFile.objects.select_related("event").get(pk=pk)
     except (EvidenceFile.DoesNotExist, ValueError):
         raise Http404("No such file.") from None
-    access.get_case_for(request.user, evidence.event.case_id)
+    visibility.get_case_for(request.user, evidence.event.case_id)
     try:
         stored = evidence.file.open("rb")
     except OSError:

@@ -22,7 +22,7 @@ from django.template.defaultfilters import filesizeformat
 from django.template.loader import render_to_string
 from django.utils.http import parse_header_parameters
 
-from .params import row_id
+from core.params import row_id
 
 
 def _bad_request(message: str) -> HttpResponseBadRequest:

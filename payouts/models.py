@@ -63,7 +63,7 @@ class GuardOverride(models.Model):
     record one payment or accrual for a partner after their offboard date.
 
     It covers exactly what was asked: the kind, the payout (for a payment), the amount and
-    currency; it is used once. Written only by `payouts.overrides`.
+    currency; it is used once. Written only by `offboarding.money.overrides`.
     """
 
     partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="guard_overrides")
@@ -254,7 +254,7 @@ class Payment(models.Model):
     payment_system = models.CharField(max_length=40, default="AP")
     reference = models.CharField(max_length=80, help_text="The payment system's reference.")
     idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True)
-    # What the request asked for (payouts.idempotency): a key replayed with other
+    # What the request asked for (offboarding.money.idempotency): a key replayed with other
     # arguments is refused. A batch's payments share the batch's own key.
     request_fingerprint = models.CharField(max_length=64, blank=True, default="", db_default="")
     batch_key = models.UUIDField(null=True, blank=True, db_index=True)

@@ -1,5 +1,5 @@
 """The final statement as CSV rows: the statement page's download and the case record export
-write the same rows (through `partnerops.safe_csv`)."""
+write the same rows (through `core.safe_csv`)."""
 
 from collections.abc import Iterator
 

@@ -9,7 +9,7 @@ import datetime as dt
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from payouts.services import record_payment
+from offboarding.money.services import record_payment
 from tests.factories import CaseFactory, PartnerFactory
 
 CHECKLIST = ("status_reason", "opted_out", "distribution_group", "landing_pages")

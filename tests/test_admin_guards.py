@@ -29,6 +29,7 @@ import health.views
 from health.tasks import heartbeat
 from notifications.models import Notification
 from offboarding.models import CaseEvent
+from offboarding.money.services import record_payment
 from partners.models import (
     Licence,
     LicenceStatus,
@@ -39,7 +40,6 @@ from partners.models import (
     ReferralLinkStatus,
 )
 from payouts.models import Commission, GuardOverride, Order, Payment, Payout
-from payouts.services import record_payment
 from tests.factories import CaseFactory, PartnerFactory, PayoutFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

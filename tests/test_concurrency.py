@@ -42,8 +42,8 @@ def test_two_concurrent_submissions_of_a_step_record_it_once(roles):
 def test_two_concurrent_payments_with_one_reference_record_one(roles):
     case = CaseFactory(state="step_8", money=True, actors=roles)
     payout = case.outstanding_payouts().first()
+    from offboarding.money.services import record_payment
     from payouts.models import Payment
-    from payouts.services import record_payment
 
     def pay():
         return record_payment(

@@ -16,8 +16,8 @@ from django.utils import timezone
 from offboarding import services
 from offboarding.forms import EARLIEST_DATE, LATEST_DATE, date_window_problem
 from offboarding.models import Case
+from offboarding.money.services import record_payment
 from payouts.models import Payment
-from payouts.services import record_payment
 from tests.factories import PartnerFactory, PayoutFactory
 from tests.step_posts import case_at, step_post
 

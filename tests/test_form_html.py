@@ -19,8 +19,8 @@ from django.template import Context, Template
 from notifications.forms import PreferencesForm
 from offboarding.forms import STEP_FORMS, MultipleFileInput, WithdrawForm
 from offboarding.models import Case
+from offboarding.money.forms import PayInFullForm, PaymentForm, ResolveOrderForm, VoidPayoutForm
 from partnerops.form_html import bootstrap_form, handles
-from payouts.forms import PayInFullForm, PaymentForm, ResolveOrderForm, VoidPayoutForm
 from payouts.models import Order, Payout
 from tests.factories import CaseFactory
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from notifications.models import Notification
 from offboarding.models import STORED_NAME_BYTES, EvidenceFile, stored_name
-from payouts.importers import ImportRejected, import_csv
+from offboarding.money.importers import ImportRejected, import_csv
 from payouts.models import Payout
 from payouts.money import to_money
 from tests.factories import CaseFactory, PartnerFactory

@@ -16,8 +16,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from offboarding.money.importers import COLUMNS, ImportRejected, import_csv
 from partners.models import Partner
-from payouts.importers import COLUMNS, ImportRejected, import_csv
 from payouts.models import Commission, Order, Payout
 from tests.factories import PartnerFactory, UserFactory
 

@@ -18,7 +18,18 @@ from notifications.models import Notification, NotificationKind
 from offboarding import services
 from offboarding.demo import seed, step_data
 from offboarding.models import CaseEvent, EventKind
+from offboarding.money.overrides import OverrideRequested, approve_override, refuse_override
+from offboarding.money.services import (
+    accrue_commission,
+    create_payout,
+    pay_in_full,
+    record_payment,
+    resolve_order,
+    roll_up_commissions,
+    void_payout,
+)
 from offboarding.services import ActionRefused
+from offboarding.tasks import report_payments_after_offboard
 from partners.models import Partner
 from payouts.models import (
     Commission,
@@ -31,18 +42,7 @@ from payouts.models import (
     PayoutStatus,
 )
 from payouts.money import to_money
-from payouts.overrides import OverrideRequested, approve_override, refuse_override
 from payouts.selectors import final_statement, open_balance, payments_after_offboard_date
-from payouts.services import (
-    accrue_commission,
-    create_payout,
-    pay_in_full,
-    record_payment,
-    resolve_order,
-    roll_up_commissions,
-    void_payout,
-)
-from payouts.tasks import report_payments_after_offboard
 from tests.factories import CaseFactory, PartnerFactory, PayoutFactory
 from tests.race import race
 

@@ -13,10 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from offboarding import services as case_services
+from offboarding.money import services
+from offboarding.money.idempotency import KeyReused
 from offboarding.services import ActionRefused
-from payouts import services
 from payouts.apps import check_configured_currencies
-from payouts.idempotency import KeyReused
 from payouts.models import Payment, Payout
 from payouts.money import check_currencies
 from tests.factories import CaseFactory, PartnerFactory, PayoutFactory
@@ -229,7 +229,7 @@ def test_a_withdrawn_case_lifts_the_guard(roles):
 
 
 def test_the_ledger_import_refuses_a_fraction_of_a_yen_with_its_line():
-    from payouts.importers import ImportRejected, import_csv
+    from offboarding.money.importers import ImportRejected, import_csv
 
     partner = PartnerFactory()
     content = (

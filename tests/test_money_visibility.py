@@ -18,7 +18,7 @@ from django.utils import timezone
 from offboarding import access, services
 from offboarding.demo import drive, request_data
 from offboarding.models import CaseEvent, EventKind
-from payouts.services import record_payment, void_payout
+from offboarding.money.services import record_payment, void_payout
 from tests.factories import PartnerFactory, PayoutFactory
 
 pytestmark = pytest.mark.django_db

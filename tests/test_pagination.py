@@ -5,7 +5,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from partnerops.pagination import page_of_ids
+from core.pagination import page_of_ids
 from partners.models import Partner
 from tests.factories import PartnerFactory
 

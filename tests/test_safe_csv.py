@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from partnerops.safe_csv import csv_response, csv_text, safe_cell
+from core.safe_csv import csv_response, csv_text, safe_cell
 
 HOSTILE = [
     '=HYPERLINK("http://example.invalid","x")',

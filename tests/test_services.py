@@ -13,10 +13,10 @@ from notifications.models import Notification, NotificationKind
 from offboarding import services
 from offboarding.demo import request_data, step_data
 from offboarding.models import Case, CaseEvent, ImmutableRowError, Initiator, Reason
+from offboarding.money.services import record_payment
 from offboarding.services import ActionRefused, CaseMovedOn
 from partners.models import Partner, PartnerStatus
 from payouts.models import Payment, Payout, PayoutStatus
-from payouts.services import record_payment
 from tests.factories import CaseFactory, PartnerFactory, PayoutFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -18,7 +18,6 @@ from django.db import connection, transaction
 from django.test import override_settings
 
 from notifications import services as notify
-from notifications.digest import send_daily_digests
 from notifications.models import (
     Delivery,
     EmailStatus,
@@ -28,6 +27,7 @@ from notifications.models import (
 )
 from offboarding import services, sweep
 from offboarding.demo import drive, step_data
+from offboarding.digest import send_daily_digests
 from offboarding.models import Case, Initiator, Reason, RequestChannel
 from partners.models import Partner
 from tests.factories import CaseFactory

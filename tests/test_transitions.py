@@ -17,6 +17,7 @@ from offboarding import services
 from offboarding.demo import drive, request_data, step_data
 from offboarding.forms import ResignationForm
 from offboarding.models import Case, CaseEvent, EvidenceFile
+from offboarding.money.services import record_payment
 from offboarding.process import CaseState
 from offboarding.services import ActionRefused, CaseMovedOn
 from partners.models import (
@@ -28,7 +29,6 @@ from partners.models import (
     ReferralLinkStatus,
 )
 from payouts.models import Payment, Payout
-from payouts.services import record_payment
 from tests.factories import CaseFactory, PartnerFactory, PayoutFactory
 
 # ---------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_fsm",
     "bootstrap",
+    "core",
     "accounts",
     "partners",
     "payouts",
@@ -54,13 +55,6 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
-
-# Benchmark only (`make bench`): serves the floor page and reports each request's queries
-# and its time in Django and in the database in headers (partnerops/bench.py). Off unless
-# PARTNEROPS_BENCH_FLOOR is set.
-BENCH_FLOOR = env_bool("PARTNEROPS_BENCH_FLOOR", False)
-if BENCH_FLOOR:
-    MIDDLEWARE = ["partnerops.bench.RequestCostMiddleware", *MIDDLEWARE]
 
 ROOT_URLCONF = "partnerops.urls"
 WSGI_APPLICATION = "partnerops.wsgi.application"
@@ -282,7 +276,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("PARTNEROPS_RELAY_EVERY_SECONDS", 30),
     },
     "daily-digests": {
-        "task": "notifications.tasks.send_daily_digests",
+        "task": "offboarding.tasks.send_daily_digests",
         "schedule": 15 * 60,
     },
     "heartbeat": {
@@ -290,7 +284,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("PARTNEROPS_HEARTBEAT_EVERY_SECONDS", 30),
     },
     "payments-after-offboard": {
-        "task": "payouts.tasks.report_payments_after_offboard",
+        "task": "offboarding.tasks.report_payments_after_offboard",
         "schedule": 24 * 60 * 60,
     },
 }

@@ -37,7 +37,7 @@ SKIPPED = {
     "logout/": "logging out is allowed to every user and would end the matrix's session",
     "admin/logout/": "as logout/",
     "admin/login/": "the admin login page is for everyone",
-    "bench/floor/": "served only with PARTNEROPS_BENCH_FLOOR, the benchmark's",
+    "bench/floor/": "served only by the benchmark's settings (bench/urls.py)",
 }
 MONEY_MARK = "ACH-PO-"  # the demo's payment references (offboarding/demo.py)
 
@@ -56,9 +56,9 @@ def build_world() -> dict:
     from offboarding import services
     from offboarding.demo import drive, request_data
     from offboarding.models import Case, EvidenceFile
+    from offboarding.money.overrides import NeedsOverride, request_override
     from partners.models import Partner
     from payouts.models import OverrideKind
-    from payouts.overrides import NeedsOverride, request_override
 
     users = {u.username: u for u in get_user_model().objects.filter(username__in=DEMO_USERS)}
     partners = {p.display_name: p for p in Partner.objects.all()}
@@ -144,7 +144,7 @@ def _fresh(user):
 
 
 def _sees_case(user, case):
-    from offboarding.access import visible_cases
+    from offboarding.visibility import visible_cases
 
     return user is not None and visible_cases(user).filter(pk=case.pk).exists()
 

@@ -141,7 +141,7 @@ def targets(world) -> list[Target]:
     from notifications.forms import PreferencesForm
     from offboarding.forms import STEP_FORMS, PortalCorrectionForm, RequestForm, WithdrawForm
     from offboarding.models import Case
-    from payouts.forms import PayInFullForm, PaymentForm, ResolveOrderForm, VoidPayoutForm
+    from offboarding.money.forms import PayInFullForm, PaymentForm, ResolveOrderForm, VoidPayoutForm
 
     steps = world["steps"]
 

@@ -45,10 +45,10 @@ def main():
         from django.utils import timezone
 
         from notifications.models import Notification, NotificationKind
-        from notifications.tasks import send_daily_digests
         from offboarding.models import Case
         from offboarding.process import OPEN_STATES
         from offboarding.sweep import escalations_owed, reminders_owed
+        from offboarding.tasks import send_daily_digests
 
         kinds = (NotificationKind.REMINDER, NotificationKind.ESCALATION)
         # What the seed left owed (its overdue case) is swept first, before any round

@@ -9,14 +9,13 @@ side is notified.
 from django.db import transaction
 from django.utils import timezone
 
-from notifications import services as notify
 from notifications.services import users_with_permission
 from offboarding import access
+from offboarding import notices as notify
 from offboarding.models import EventKind
 from offboarding.process import LANE_PERMISSION, Lane
 from offboarding.services import ActionRefused, lock_case, record_event
-
-from .models import GuardOverride, OverrideKind, OverrideStatus
+from payouts.models import GuardOverride, OverrideKind, OverrideStatus
 
 
 class NeedsOverride(Exception):

@@ -6,9 +6,8 @@ from decimal import Decimal
 from django import forms
 
 from offboarding.forms import DateField, not_in_future
-
-from .models import OrderStatus, PaymentMethod
-from .selectors import open_orders, outstanding_payouts
+from payouts.models import OrderStatus, PaymentMethod
+from payouts.selectors import open_orders, outstanding_payouts
 
 AMOUNT_ERRORS = {
     "invalid": "Enter the amount as a positive decimal, e.g. 125.00.",

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from payouts.importers import COLUMNS, ImportRejected, import_csv
+from offboarding.money.importers import COLUMNS, ImportRejected, import_csv
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@
 Up to 25 rows a list, each of which cost about 150 template calls through a template loop
 (most of the console's time). As in case_table_html.py, the rows are written with string
 operations; every value is escaped as format_html escapes it, and the balances arrive as
-HTML already (payouts.console._balance_html)."""
+HTML already (offboarding.money.console._balance_html)."""
 
 from html import escape
 

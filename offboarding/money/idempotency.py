@@ -13,8 +13,7 @@ from decimal import Decimal, InvalidOperation
 from django.db.models import Q
 
 from offboarding.services import ActionRefused
-
-from .models import Payment
+from payouts.models import Payment
 
 
 class KeyReused(ActionRefused):

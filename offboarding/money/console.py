@@ -12,11 +12,10 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from offboarding import access
+from core.display import local_minute, pk_url
+from offboarding import visibility
 from offboarding.process import CaseState, Lane, state_for
-from partnerops.display import local_minute, pk_url
-
-from .models import (
+from payouts.models import (
     OUTSTANDING_STATUSES,
     Commission,
     CommissionStatus,
@@ -25,8 +24,8 @@ from .models import (
     Payment,
     Payout,
 )
-from .money import CENT
-from .selectors import payments_after_offboard_rows
+from payouts.money import CENT
+from payouts.selectors import payments_after_offboard_rows
 
 VERIFY_STATE = state_for(9)
 WAITING_STATES = [state_for(n) for n in (7, 8, 11)]
@@ -91,7 +90,7 @@ def _balance_html(balance: dict) -> str:
 
 
 def car_console(user) -> dict:
-    visible = access.visible_cases(user)
+    visible = visibility.visible_cases(user)
     counts = dict(
         visible.filter(state__in=MONEY_STATES)
         .order_by()

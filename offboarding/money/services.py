@@ -17,9 +17,7 @@ from offboarding.models import EventKind
 from offboarding.process import CaseState, Lane
 from offboarding.services import ActionRefused, CaseMovedOn, lock_case, record_event
 from partners.models import Partner
-
-from . import guard, idempotency, overrides
-from .models import (
+from payouts.models import (
     OUTSTANDING_STATUSES,
     Commission,
     CommissionStatus,
@@ -30,7 +28,9 @@ from .models import (
     Payout,
     PayoutStatus,
 )
-from .money import checked_amount
+from payouts.money import checked_amount
+
+from . import guard, idempotency, overrides
 
 
 def _case_at_step_8(actor, case_id, expected_state):
@@ -133,8 +133,9 @@ def _pay(
                 batch_key=batch_key,
                 recorded_by=actor,
                 override=override,
-                after_offboard_date=after,
             )
+            # The flag's one writer (the database's trigger sets it too, on PostgreSQL).
+            guard.flag_payments_after(payout.partner, cutoff)
             # The row is locked (select_for_update), so the sum is computed exactly here
             # rather than by the database (SQLite would add binary floats).
             fully_paid = amount == payout.remaining

@@ -3,11 +3,11 @@ from django.db.models import Q
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from offboarding import access as case_access
+from partners.access import get_partner_for, visible_partners
+from partners.models import PartnerStatus, Portal, Tier
 
-from .access import get_partner_for, visible_partners
-from .models import PartnerStatus, Portal, Tier
-from .selectors import partner_records
+from . import access as case_access
+from .partner_selectors import partner_records
 
 PAGE_SIZE = 25
 

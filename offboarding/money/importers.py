@@ -26,10 +26,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from partners.models import Partner
+from payouts.models import Commission, Order, Payout, PayoutStatus
+from payouts.money import checked_amount, to_money, validate_currency
 
 from . import guard
-from .models import Commission, Order, Payout, PayoutStatus
-from .money import checked_amount, to_money, validate_currency
 
 MAX_ROWS = 100_000
 MAX_AMOUNT = Decimal("1000000000000")  # 14 digits with 2 decimal places

@@ -12,11 +12,11 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from offboarding.calendar import BusinessCalendar
-from offboarding.selectors import my_work
+from notifications.models import EmailStatus, Notification, NotificationKind
+from notifications.services import send
 
-from .models import EmailStatus, Notification, NotificationKind
-from .services import send
+from .calendar import BusinessCalendar
+from .selectors import my_work
 
 
 def digest_day_due(now: dt.datetime, calendar: BusinessCalendar) -> dt.date | None:

@@ -6,11 +6,11 @@ from django.db.models import BooleanField, CharField, DateTimeField, IntegerFiel
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from offboarding import access as case_access
+from core.display import pk_url
 from offboarding.process import CLOSED_STATES, CaseState
-from partnerops.display import pk_url
+from partners.models import LicenceStatus, ReferralLinkStatus
 
-from .models import LicenceStatus, ReferralLinkStatus
+from . import visibility
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ def partner_records(user, partner) -> PartnerRecords:
         .values_list("kind", "pk", "code", "text", "flag", "status", "at")
     )
     cases = (
-        case_access.visible_cases(user, partner.offboarding_cases.order_by())
+        visibility.visible_cases(user, partner.offboarding_cases.order_by())
         .annotate(kind=kind(CASE), text=text, flag=false)
         .values_list("kind", "pk", "text", "text", "flag", "state", "opened_at")
     )

@@ -6,21 +6,21 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from offboarding import access, selectors
+from core.safe_csv import csv_response
+from offboarding import access, selectors, visibility
 from offboarding.models import Case
 from offboarding.process import Lane
 from offboarding.services import ActionRefused, CaseMovedOn
 from offboarding.views import render_case_page
-from partnerops.safe_csv import csv_response
+from payouts.selectors import final_statement, partner_payouts, payments_after_offboard_rows
+from payouts.statement_csv import statement_csv_rows
+from payouts.statement_html import statement_rows_html
 
 from . import idempotency, overrides, services
 from .console import car_console
 from .console_html import exception_rows_html, verification_items_html, waiting_rows_html
 from .forms import PayInFullForm, PaymentForm, ResolveOrderForm, VoidPayoutForm
 from .overrides import OverrideRequested
-from .selectors import final_statement, partner_payouts, payments_after_offboard_rows
-from .statement_csv import statement_csv_rows
-from .statement_html import statement_rows_html
 
 
 def _money_action(request, pk, form_class, form_name, perform, success):
@@ -138,7 +138,7 @@ def roll_up_commissions(request, pk):
 
 @require_GET
 def statement(request, pk):
-    case = access.get_case_for(request.user, pk, Case.objects.select_related("partner"))
+    case = visibility.get_case_for(request.user, pk, Case.objects.select_related("partner"))
     if not access.can_read_money(request.user):
         raise PermissionDenied("The final statement is for CAR and partner-ops managers.")
     data = final_statement(case)

@@ -5,16 +5,17 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 from django.urls import path
 
+from payouts.models import Commission, GuardOverride, Order, Payment, Payout
+
 from .forms import LedgerImportForm
 from .importers import COLUMNS, ImportRejected, import_csv
-from .models import Commission, GuardOverride, Order, Payment, Payout
 
 
 class ReadOnlyLedgerAdmin(admin.ModelAdmin):
     """Shown, never written: every field (whatever fields the model has now or gains) is
     read-only, and there is no add, change or delete. A Save here would write back the whole
     row as it was read, over a payment the services recorded meanwhile; status, paid amount,
-    payments and overrides change only through `payouts.services` and the CSV importer."""
+    payments and overrides change only through `offboarding.money.services` and the CSV importer."""
 
     # Ledger tables run to millions of rows: no full count on every filtered page.
     show_full_result_count = False

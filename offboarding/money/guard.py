@@ -3,7 +3,7 @@ nothing is paid or accrued after it without an override approved by a second CAR
 
 "After" runs on both clocks: the date the payment or line carries, and the day it is
 recorded (the organisation's local date). Recording on the offboard date itself is allowed.
-The rules are here; `payouts.overrides` asks for, approves and uses overrides.
+The rules are here; `offboarding.money.overrides` asks for, approves and uses overrides.
 """
 
 import datetime as dt
@@ -14,8 +14,7 @@ from django.utils import timezone
 
 from offboarding.models import Case
 from offboarding.process import CaseState
-
-from .models import Payment
+from payouts.models import Payment
 
 
 class GuardRefused(Exception):
@@ -75,8 +74,9 @@ def check(partner, *, on: dt.date, what: str) -> None:
 
 
 def flag_payments_after(partner, cutoff: dt.date | None) -> int:
-    """Mark the partner's payments dated or recorded after `cutoff` as exceptions, once a
-    case fixes the date (a notice recorded late can put it behind payments already made).
+    """Mark the partner's payments dated or recorded after `cutoff` as exceptions: when a
+    payment is recorded, and when a case fixes the date (a notice recorded late can put it
+    behind payments already made). The only writer of `Payment.after_offboard_date`.
 
     Flags are only ever set: a payment that was an exception stays one."""
     if cutoff is None:
