@@ -61,7 +61,9 @@ restore: install ## Verify, then restore BACKUP=dir into an empty database and m
 	@test -n "$(BACKUP)" || { echo "Say which backup: make restore BACKUP=var/backups/partnerops-..."; exit 2; }
 	$(PY) manage.py restore "$(BACKUP)"
 
-# The benchmark (issue 6): its own PostgreSQL database, whose name must contain "bench".
+# The benchmark (the bench/ app, partnerops.settings.bench; docs/benchmarks.md): its own
+# PostgreSQL databases, whose names must contain "bench": the full data set and, in
+# <name>_quarter, a quarter of it. BENCH_ARGS=--single-size measures the full size only.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/partnerops_bench
 BENCH_SMOKE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/partnerops_bench_smoke
 BENCH_STAMP := $(VENV)/.bench-installed-stamp
@@ -70,11 +72,11 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	@touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP) ## Benchmark at scale (PostgreSQL, gunicorn, locust): table + bench-results/latest.json
-	$(PY) scripts/bench.py --database-url "$(BENCH_DATABASE_URL)" $(BENCH_ARGS)
+bench: $(BENCH_STAMP) ## Benchmark at two sizes against the Django admin: table + bench-results/latest.json
+	$(PY) -m bench.run --database-url "$(BENCH_DATABASE_URL)" $(BENCH_ARGS)
 
-bench-smoke: $(BENCH_STAMP) ## The benchmark at a tiny size in about a minute (CI proves it works)
-	$(PY) scripts/bench.py --smoke --database-url "$(BENCH_SMOKE_DATABASE_URL)" $(BENCH_ARGS)
+bench-smoke: $(BENCH_STAMP) ## The benchmark at tiny sizes in about a minute (CI proves it works)
+	$(PY) -m bench.run --smoke --database-url "$(BENCH_SMOKE_DATABASE_URL)" $(BENCH_ARGS)
 
 # The fault suite (issue 15): each fault on its own stack and ports; FAULTS_ARGS=--small is CI's size.
 faults: install ## Inject faults into a real stack (broker, worker, beat, races, authz, fuzz); print figures

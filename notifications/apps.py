@@ -8,6 +8,10 @@ class NotificationsConfig(AppConfig):
 
     def ready(self):
         checks.register(check_outbox_lease)
+        # The outbox hands rows to its task by name (services does not import tasks, which
+        # call services); registering the tasks here makes the name known in every process,
+        # not only in a worker, whose autodiscovery would import them.
+        from . import tasks  # noqa: F401
 
 
 def check_outbox_lease(app_configs=None, **kwargs):

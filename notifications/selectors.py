@@ -2,12 +2,20 @@
 
 from dataclasses import dataclass
 
-from core.display import local_minute, pk_url
-from core.pagination import beyond_any_table
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.utils.functional import cached_property
 
-from .models import EmailStatus, Notification, NotificationKind
+from core.display import local_minute
+
+from .models import EmailStatus, NotificationKind
 
 INBOX_COLUMNS = ("pk", "kind", "case_id", "title", "body", "created_at", "read_at", "email_status")
+INBOX_PAGE_SIZE = 25
+# How long a user's notification count is kept. notifications.services.send, which writes
+# every notification the app sends, drops it sooner; a row written another way (the admin,
+# a data load) shows in the count at the latest this long after.
+INBOX_COUNT_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,76 +28,51 @@ class InboxRow:
     email_label: str  # "email sent", "email in digest", ...
     unread: bool
     has_case: bool
-    read_url: str  # POST here to mark it read (with open=1: and go to its case)
 
 
-INBOX_PAGE_SIZE = 25
+def inbox_count_key(user_id) -> str:
+    return f"notifications:inbox-count:{user_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class InboxPage:
-    """A page of the inbox, known to have a next one or not. The inbox is not counted: a
-    manager's years of escalations (45,000 in the benchmark) cost more to count on every
-    visit than to show, and "Next" reaches every one of them."""
+class InboxPaginator(Paginator):
+    """Django's paginator, with the number of the user's notifications kept in the cache.
 
-    object_list: list  # notification ids, newest first
-    number: int
-    has_next: bool
+    The page itself is read from notification_inbox_idx whatever the inbox's length, but
+    counting a manager's years of escalations reads every one of them, on every visit: the
+    page would cost more the more notifications there are (docs/inbox-count.md)."""
 
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
+    def __init__(self, object_list, per_page, *, user_id):
+        super().__init__(object_list, per_page)
+        self.user_id = user_id
 
-    @property
-    def next_page_number(self) -> int:
-        return self.number + 1
-
-    @property
-    def previous_page_number(self) -> int:
-        return self.number - 1
+    @cached_property
+    def count(self):
+        return cache.get_or_set(
+            inbox_count_key(self.user_id), self.object_list.count, INBOX_COUNT_SECONDS
+        )
 
 
-def inbox_page(user, number) -> InboxPage:
-    """Page `number` (from ?page=; anything else reads as 1) of the user's notifications,
-    newest first: one query, for one row more than a page."""
-    try:
-        number = max(int(number), 1)
-    except (TypeError, ValueError):
-        number = 1
-    start = (number - 1) * INBOX_PAGE_SIZE
-    if beyond_any_table(start, INBOX_PAGE_SIZE + 1):
-        return InboxPage([], number, False)
-    ids = list(
-        user.notifications.order_by("-created_at", "-pk").values_list("pk", flat=True)[
-            start : start + INBOX_PAGE_SIZE + 1
-        ]
-    )
-    return InboxPage(ids[:INBOX_PAGE_SIZE], number, len(ids) > INBOX_PAGE_SIZE)
+def inbox_page(user, number):
+    """Page `number` (from ?page=; a bad one shows page 1 or the last, as get_page does) of
+    the user's notifications, newest first, as rows of INBOX_COLUMNS."""
+    notifications = user.notifications.order_by("-created_at", "-pk").values_list(*INBOX_COLUMNS)
+    return InboxPaginator(notifications, INBOX_PAGE_SIZE, user_id=user.pk).get_page(number)
 
 
-def inbox_rows(notification_ids) -> list[InboxRow]:
-    """The inbox rows of `notification_ids` (a page of them), in that order: one query."""
+def inbox_rows(page) -> list[InboxRow]:
+    """The InboxRow of each notification on `page` (inbox_page), in its order: one query."""
     kinds = {value: str(label) for value, label in NotificationKind.choices}
     statuses = {value: str(label).lower() for value, label in EmailStatus.choices}
-    values = {
-        row[0]: row
-        for row in Notification.objects.filter(pk__in=notification_ids).values_list(*INBOX_COLUMNS)
-    }
-    read_url = pk_url("notification_read")
-    rows = []
-    for notification_id in notification_ids:
-        pk, kind, case_id, title, body, created_at, read_at, email_status = values[notification_id]
-        rows.append(
-            InboxRow(
-                pk=pk,
-                title=title,
-                body=body,
-                when=local_minute(created_at),
-                kind_label=kinds.get(kind, kind),
-                email_label=statuses.get(email_status, email_status),
-                unread=read_at is None,
-                has_case=case_id is not None,
-                read_url=read_url(pk),
-            )
+    return [
+        InboxRow(
+            pk=pk,
+            title=title,
+            body=body,
+            when=local_minute(created_at),
+            kind_label=kinds.get(kind, kind),
+            email_label=statuses.get(email_status, email_status),
+            unread=read_at is None,
+            has_case=case_id is not None,
         )
-    return rows
+        for pk, kind, case_id, title, body, created_at, read_at, email_status in page
+    ]

@@ -5,12 +5,14 @@ import logging
 
 from celery import current_app
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from . import broker
 from .models import Delivery, EmailStatus, Notification, NotificationPreference
+from .selectors import inbox_count_key
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +89,11 @@ def send(recipients, *, kind, case=None, title, body="", digest_day=None):
             )
         )
     created = Notification.objects.bulk_create(rows)
+    # The recipients' inboxes count one more. Dropped now for this transaction's own reads,
+    # and again once it commits, in case a page cached the old count in between.
+    counts = [inbox_count_key(pk) for pk in unique]
+    cache.delete_many(counts)
+    transaction.on_commit(lambda: cache.delete_many(counts))
     pending = [row.pk for row in created if row.email_status == EmailStatus.PENDING]
     if pending:
         transaction.on_commit(lambda: enqueue_delivery(pending))

@@ -1,23 +1,19 @@
 from django.contrib import messages
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.backends.utils import csrf_input
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import selectors
 from .forms import PreferencesForm
-from .inbox_html import inbox_items_html
 from .models import NotificationPreference
 
 
 @require_GET
 def inbox(request):
     page = selectors.inbox_page(request.user, request.GET.get("page"))
-    rows = selectors.inbox_rows(page.object_list)
-    rows_html = inbox_items_html(rows, csrf_input(request))
     return render(
-        request, "notifications/inbox.html", {"page": page, "rows": rows, "rows_html": rows_html}
+        request, "notifications/inbox.html", {"page": page, "rows": selectors.inbox_rows(page)}
     )
 
 

@@ -59,16 +59,29 @@ def paid_by(case) -> set[int]:
     return set(case.payments.values_list("recorded_by_id", flat=True))
 
 
-def can_verify_payouts(user, case, payers: set[int] | None = None) -> bool:
-    """Decision B, four eyes: the verifier is a CAR user who recorded no payment here.
-
-    `payers` may be passed by a caller that has already read the case's payments."""
-    if not can_perform(user, case, Lane.CAR):
-        return False
-    return user.pk not in (paid_by(case) if payers is None else payers)
+def can_perform_step(user, case, step, payers: set[int] | None = None) -> bool:
+    """May `user` complete `step` (a process.Step) on `case`? Its lane's performer, and for
+    a four-eyes step (Decision B: step 9, the verifier) one who recorded no payment on the
+    case. The step's transition asks this; its conditions are not judged here. `payers`
+    may be passed by a caller that has already read the case's payments."""
+    if step.four_eyes:
+        return can_perform(user, case, step.lane) and user.pk not in (
+            paid_by(case) if payers is None else payers
+        )
+    return can_perform(user, case, step.lane)
 
 
 def can_read_money(user) -> bool:
     """May `user` read payouts and payments (the final statement)? CAR and partner-ops
     managers. The statement, the console, the reports and the case record's ZIP ask here."""
     return user.is_superuser or user.has_perm("payouts.view_payout")
+
+
+def can_open_car_console(user) -> bool:
+    """The CAR console (and its link in the navigation): CAR, and whoever reads money."""
+    return holds_lane(user, Lane.CAR) or can_read_money(user)
+
+
+def can_decide_override(user, override) -> bool:
+    """Decision D, four eyes: a CAR user who did not ask for the override decides on it."""
+    return holds_lane(user, Lane.CAR) and override.requested_by_id != user.pk

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,7 +22,8 @@ from payouts.selectors import open_commissions, open_orders
 from . import services
 from .models import Initiator, Reason, RequestChannel
 
-DEMO_PASSWORD = "partnerops-demo"
+# Published in the README ("Demo logins"): the demo users exist to try the app with.
+DEMO_PASSWORD = "partnerops-demo"  # noqa: S105
 
 USERS = (
     ("cam", "Casey", "Morgan", Role.CAM),
@@ -158,31 +160,48 @@ def request_data(*, company: bool, received_on: dt.date) -> dict:
 
 def step_data(case, *, legal: bool = False) -> dict:
     """Valid data for the case's active step, as its form would deliver it."""
-    today = timezone.localdate()
-    number = case.current_step.number
-    if number == 2:
-        return {"legal_action": legal, "notice_date": today - dt.timedelta(days=1)}
-    if number == 3:
-        return {
-            "notice_date": today - dt.timedelta(days=1),
-            "notice_channel": "email",
-            "requested_exit_date": today + dt.timedelta(days=45),
-        }
-    if number == 5:
-        return {
-            f"{item}_reference": f"QB-TICKET-{case.partner_id}"
-            for item in ("status_reason", "opted_out", "distribution_group", "landing_pages")
-        }
-    if number == 6:
-        return {"licence": case.partner.licences.get(is_membership=True)}
-    if number == 7:
-        return {"money_on_table": case.money_on_the_table()}
-    if number == 10:
-        return {"portal": case.partner.portal}
-    if number == 12:
-        codes = list(case.partner.referral_links.values_list("code", flat=True))
-        return {"links_deactivated": len(codes), "link_codes": codes}
-    return {}
+    build = _STEP_DATA.get(case.current_step.transition)
+    return build(case, timezone.localdate(), legal) if build else {}
+
+
+def step_evidence(case, *, legal: bool = False) -> list:
+    """The files the case's active step needs (step_rules): legal action's documents."""
+    if legal and case.current_step.transition == "record_company_removal":
+        return [ContentFile(b"Demo: the legal action's filing.", name="legal-action.txt")]
+    return []
+
+
+def _codes(case) -> list[str]:
+    return list(case.partner.referral_links.values_list("code", flat=True))
+
+
+# By the Case transition each step names (process.Step.transition); the others need none.
+_STEP_DATA = {
+    "record_company_removal": lambda case, today, legal: {
+        "legal_action": legal,
+        "notice_date": today - dt.timedelta(days=1),
+    },
+    "record_resignation": lambda case, today, legal: {
+        "notice_date": today - dt.timedelta(days=1),
+        "notice_channel": "email",
+        "requested_exit_date": today + dt.timedelta(days=45),
+    },
+    "update_partner_record": lambda case, today, legal: {
+        f"{item}_reference": f"QB-TICKET-{case.partner_id}"
+        for item in ("status_reason", "opted_out", "distribution_group", "landing_pages")
+    },
+    "suspend_membership_licence": lambda case, today, legal: {
+        "licence": case.partner.licences.get(is_membership=True)
+    },
+    "assess_money_on_table": lambda case, today, legal: {
+        "money_on_table": case.money_on_the_table()
+    },
+    "confirm_portal": lambda case, today, legal: {"portal": case.partner.portal},
+    "deactivate_referral_links": lambda case, today, legal: {
+        "links_deactivated": len(codes := _codes(case)),
+        "link_codes": codes,
+    },
+}
 
 
 def settle_everything(case, car_user) -> None:
@@ -217,15 +236,17 @@ def drive(case, *, until: str, actors: dict, legal: bool = False):
     }
     while case.current_step and case.state != until:
         step = case.current_step
-        if step.number == 8:
+        if step.ledger:
             settle_everything(case, actors["car"])
-        actor = actors["car2"] if step.number == 9 else lane_actor[step.lane.value]
+        # Decision B: the second CAR user verifies what the first paid.
+        actor = actors["car2"] if step.four_eyes else lane_actor[step.lane.value]
         case = services.complete_step(
             actor=actor,
             case_id=case.pk,
             step_number=step.number,
             expected_state=case.state,
             data=step_data(case, legal=legal),
+            evidence=step_evidence(case, legal=legal),
         )
     return case
 

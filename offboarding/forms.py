@@ -1,6 +1,8 @@
 """One form per step, used by the case page and by Django admin alike.
 
 A form validates what the person entered; `step_data()` is what the transition receives.
+A step names its form in `process.Step.form`; the step's rules on the data are in
+`step_rules`, which the form asks in `clean()` and the services ask again.
 """
 
 import datetime as dt
@@ -9,12 +11,15 @@ from pathlib import Path
 from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
-from django.utils import timezone
 
 from partners.models import Licence, LicenceStatus, Portal, ReferralLinkStatus
 
+from . import step_rules
 from .models import Initiator, Reason, RequestChannel
-from .process import NOTICE_PERIOD_DAYS
+from .process import STEPS, Step
+from .step_rules import date_window_problem
+
+STEP_BY_FORM = {step.form: step for step in STEPS}
 
 YES_NO = [("yes", "Yes"), ("no", "No")]
 
@@ -53,24 +58,6 @@ class EvidenceField(forms.FileField):
         return cleaned
 
 
-# Issue 15: a date far from any real one (year 1, year 9999) is a slip or a hand-made
-# request. Accepted, it would reach the business-day arithmetic (which overflows near the
-# end of year 9999), the offboard date and the payment guard. Every date a person enters,
-# through a form or straight to a service, must fall in this window.
-EARLIEST_DATE = dt.date(2000, 1, 1)
-LATEST_DATE = dt.date(2100, 12, 31)
-
-
-def date_window_problem(value: dt.date | None, label: str = "The date") -> str:
-    """Why `value` is outside the window of dates PartnerOps accepts, or "" if it is not."""
-    if value is None or EARLIEST_DATE <= value <= LATEST_DATE:
-        return ""
-    return (
-        f"{label} {value.isoformat()} is outside the dates PartnerOps accepts "
-        f"({EARLIEST_DATE.isoformat()} to {LATEST_DATE.isoformat()}): check the year."
-    )
-
-
 def validate_date_window(value: dt.date) -> None:
     problem = date_window_problem(value)
     if problem:
@@ -85,8 +72,9 @@ class DateField(forms.DateField):
 
 
 def not_in_future(value: dt.date, label: str) -> dt.date:
-    if value and value > timezone.localdate():
-        raise forms.ValidationError(f"{label} cannot be in the future.")
+    problem = step_rules.future_date_problem(value, label)
+    if problem:
+        raise forms.ValidationError(problem)
     return value
 
 
@@ -104,6 +92,11 @@ class StepForm(forms.Form):
     )
     confirm_label: str | None = None
     control_fields: tuple[str, ...] = ("expected_state", "note", "evidence", "confirm")
+    step: Step | None = None  # the step whose `form` names this class
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.step = STEP_BY_FORM.get(cls.__name__)
 
     def __init__(self, *args, case=None, **kwargs):
         self.case = case
@@ -116,8 +109,25 @@ class StepForm(forms.Form):
         trailing = ["note", "evidence", "confirm"]
         self.order_fields([name for name in self.fields if name not in trailing] + trailing)
 
+    def clean(self):
+        cleaned = super().clean()
+        if self.step is not None:
+            entered = {k: v for k, v in cleaned.items() if k not in self.control_fields}
+            problems = step_rules.check(
+                self.step, entered, case=self.case, evidence=cleaned.get("evidence") or ()
+            )
+            for problem in problems:
+                field = problem.field if problem.field in self.fields else None
+                if field is None or field not in self.errors:  # one error per field
+                    self.add_error(field, problem.message)
+        return cleaned
+
     def step_data(self) -> dict:
         return {k: v for k, v in self.cleaned_data.items() if k not in self.control_fields}
+
+    def lead(self) -> str:
+        """What the case page says above the form's fields ("" for nothing)."""
+        return ""
 
 
 class RequestForm(StepForm):
@@ -144,15 +154,6 @@ class RequestForm(StepForm):
         "evidence",
     ]
 
-    def clean_request_received_on(self):
-        return not_in_future(self.cleaned_data["request_received_on"], "The request date")
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("reason") == Reason.OTHER and not cleaned.get("reason_detail", "").strip():
-            self.add_error("reason_detail", "Say what the reason is when you choose 'Other'.")
-        return cleaned
-
 
 class CompanyRemovalForm(StepForm):
     """Step 2."""
@@ -166,24 +167,6 @@ class CompanyRemovalForm(StepForm):
     notice_date = DateField(label="Date the 30-day notice was sent, or legal action was recorded")
     field_order = ["legal_action", "notice_date", "evidence", "note"]
 
-    def clean_notice_date(self):
-        return not_in_future(self.cleaned_data["notice_date"], "The notice date")
-
-    def clean(self):
-        cleaned = super().clean()
-        if (
-            cleaned.get("legal_action")
-            and not cleaned.get("evidence")
-            and "evidence" not in self.errors
-        ):
-            self.add_error(
-                "evidence", "Legal action needs its supporting documents: upload at least one."
-            )
-        notice = cleaned.get("notice_date")
-        if notice and self.case and notice < self.case.request_received_on:
-            self.add_error("notice_date", "The notice cannot predate the request (step 1).")
-        return cleaned
-
 
 class ResignationForm(StepForm):
     """Step 3."""
@@ -196,23 +179,6 @@ class ResignationForm(StepForm):
     )
     requested_exit_date = DateField(label="Requested exit date")
     field_order = ["notice_date", "notice_channel", "requested_exit_date", "evidence", "note"]
-
-    def clean_notice_date(self):
-        return not_in_future(self.cleaned_data["notice_date"], "The notice date")
-
-    def clean(self):
-        cleaned = super().clean()
-        notice, exit_date = cleaned.get("notice_date"), cleaned.get("requested_exit_date")
-        if notice and exit_date:
-            earliest = notice + dt.timedelta(days=NOTICE_PERIOD_DAYS)
-            if exit_date < earliest:
-                self.add_error(
-                    "requested_exit_date",
-                    f"A resignation needs at least {NOTICE_PERIOD_DAYS} days' notice: with "
-                    f"notice on {notice:%Y-%m-%d} the exit date must be {earliest:%Y-%m-%d} "
-                    f"or later ({(exit_date - notice).days} days given).",
-                )
-        return cleaned
 
 
 class HandoffForm(StepForm):
@@ -289,16 +255,6 @@ class MoneyOnTableForm(StepForm):
     )
     confirm_label = "I have checked the open balance shown above"
 
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("money_on_table") is False and self.case and self.case.money_on_the_table():
-            self.add_error(
-                "money_on_table",
-                "This partner has open commissions, open orders or outstanding payouts: "
-                "'nothing is owed' is not possible.",
-            )
-        return cleaned
-
 
 class ClosePayoutsForm(StepForm):
     """Step 8."""
@@ -330,15 +286,6 @@ class PortalForm(StepForm):
                 "Ops corrects it on this page first.",
             )
 
-    def clean_portal(self):
-        portal = self.cleaned_data["portal"]
-        if self.case is not None and portal != self.case.partner.portal:
-            raise forms.ValidationError(
-                f"The partner record now says {self.case.partner.get_portal_display()}: "
-                "review it and confirm again."
-            )
-        return portal
-
 
 class PortalAdminNoticeForm(StepForm):
     """Step 11."""
@@ -350,6 +297,9 @@ class DeactivateLinksForm(StepForm):
     """Step 12."""
 
     confirm_label = "Deactivate all of the partner's active referral links"
+
+    def lead(self) -> str:
+        return f"{self.case.partner.referral_links.count()} referral link(s) on record."
 
     def step_data(self) -> dict:
         links = self.case.partner.referral_links.filter(status=ReferralLinkStatus.ACTIVE)
@@ -363,20 +313,9 @@ class ConfirmRemovalForm(StepForm):
     confirm_label = "Remove the partner from the program (the portal archives it)"
 
 
+# Each step's form, found from the names process.STEPS gives (a test checks all resolve).
 STEP_FORMS: dict[int, type[StepForm]] = {
-    1: RequestForm,
-    2: CompanyRemovalForm,
-    3: ResignationForm,
-    4: HandoffForm,
-    5: PartnerRecordForm,
-    6: LicenceForm,
-    7: MoneyOnTableForm,
-    8: ClosePayoutsForm,
-    9: VerifyPayoutsForm,
-    10: PortalForm,
-    11: PortalAdminNoticeForm,
-    12: DeactivateLinksForm,
-    13: ConfirmRemovalForm,
+    form.step.number: form for form in StepForm.__subclasses__() if form.step is not None
 }
 
 

@@ -23,7 +23,6 @@ from .process import (
     STEP_BY_NUMBER,
     WITHDRAWABLE_STATES,
     CaseState,
-    Lane,
     branch_target_state,
     step_for_state,
 )
@@ -52,16 +51,16 @@ class RequestChannel(models.TextChoices):
     INTERNAL_REVIEW = "internal_review", "Internal review"
 
 
-def _lane_permission(lane: Lane):
+def _may_perform(step_number: int):
+    """The transition's permission: who may perform the step (its lane, four eyes), as
+    `access.can_perform_step` judges from process.STEPS."""
+    step = STEP_BY_NUMBER[step_number]
+
     def check(case, user) -> bool:
-        return access.can_perform(user, case, lane)
+        return access.can_perform_step(user, case, step)
 
-    check.__name__ = f"can_perform_{lane.value}_step"
+    check.__name__ = f"can_perform_step_{step_number}"
     return check
-
-
-def _can_verify(case, user) -> bool:
-    return access.can_verify_payouts(user, case)
 
 
 def _can_withdraw(case, user) -> bool:
@@ -237,7 +236,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=CaseState.STEP_1,
         target=RETURN_VALUE(CaseState.STEP_2, CaseState.STEP_3),
-        permission=_lane_permission(Lane.PARTNER),
+        permission=_may_perform(1),
     )
     def record_request(self, *, by, data):
         """Step 1: record who asked for the partner to leave. Company -> 2, partner -> 3."""
@@ -252,7 +251,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=CaseState.STEP_2,
         target=RETURN_VALUE(CaseState.STEP_4, CaseState.STEP_5),
-        permission=_lane_permission(Lane.CAM),
+        permission=_may_perform(2),
     )
     def record_company_removal(self, *, by, data):
         """Step 2: legal action (documents on the event) -> 5, or 30-day notice sent -> 4.
@@ -267,7 +266,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=CaseState.STEP_3,
         target=CaseState.STEP_4,
-        permission=_lane_permission(Lane.PARTNER),
+        permission=_may_perform(3),
     )
     def record_resignation(self, *, by, data):
         """Step 3: the partner's resignation notice. Sets the notice and offboard dates (from
@@ -278,7 +277,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=CaseState.STEP_4,
         target=CaseState.STEP_5,
-        permission=_lane_permission(Lane.CAM),
+        permission=_may_perform(4),
     )
     def confirm_sales_ops_handoff(self, *, by, data):
         """Step 4: the CAM confirms Sales Ops has the hand-off. No other side effects."""
@@ -287,7 +286,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=CaseState.STEP_5,
         target=CaseState.STEP_6,
-        permission=_lane_permission(Lane.SALES_OPS),
+        permission=_may_perform(5),
     )
     def update_partner_record(self, *, by, data):
         """Step 5: writes the partner record: 5A status reason and offboard date, 5B opted
@@ -305,7 +304,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=CaseState.STEP_6,
         target=CaseState.STEP_7,
-        permission=_lane_permission(Lane.SALES_OPS),
+        permission=_may_perform(6),
     )
     def suspend_membership_licence(self, *, by, data):
         """Step 6: suspends the chosen $0 membership licence in the CRM."""
@@ -318,7 +317,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=CaseState.STEP_7,
         target=RETURN_VALUE(CaseState.STEP_8, CaseState.STEP_10),
-        permission=_lane_permission(Lane.CAR),
+        permission=_may_perform(7),
     )
     def assess_money_on_table(self, *, by, data):
         """Step 7: money owed -> 8; nothing owed -> 10 (Decision A: never straight to Done)."""
@@ -330,7 +329,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         source=CaseState.STEP_8,
         target=CaseState.STEP_9,
         conditions=[_nothing_outstanding],
-        permission=_lane_permission(Lane.CAR),
+        permission=_may_perform(8),
     )
     def close_payouts(self, *, by, data):
         """Step 8: nothing open or pending remains (payouts paid or voided, commissions paid
@@ -341,7 +340,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         source=CaseState.STEP_9,
         target=CaseState.STEP_10,
         conditions=[_nothing_outstanding],
-        permission=_can_verify,
+        permission=_may_perform(9),
     )
     def verify_payouts(self, *, by, data):
         """Step 9: a CAR user who recorded no payment verifies (Decision B)."""
@@ -351,7 +350,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         source=CaseState.STEP_10,
         target=RETURN_VALUE(CaseState.STEP_11, CaseState.DONE),
         conditions=[_gone_everywhere_unless_beta],
-        permission=_lane_permission(Lane.CAM),
+        permission=_may_perform(10),
     )
     def confirm_portal(self, *, by, data):
         """Step 10 (Decision C): the branch follows the partner record's portal, which the
@@ -367,7 +366,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=CaseState.STEP_11,
         target=CaseState.STEP_12,
-        permission=_lane_permission(Lane.CAR),
+        permission=_may_perform(11),
     )
     def notify_portal_admin(self, *, by, data):
         """Step 11: CAR tells the portal admin the last payment is verified as paid."""
@@ -376,7 +375,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=CaseState.STEP_12,
         target=CaseState.STEP_13,
-        permission=_lane_permission(Lane.PORTAL_ADMIN),
+        permission=_may_perform(12),
     )
     def deactivate_referral_links(self, *, by, data):
         """Step 12: deactivates every active referral link of the partner."""
@@ -389,7 +388,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         source=CaseState.STEP_13,
         target=CaseState.DONE,
         conditions=[_gone_everywhere],
-        permission=_lane_permission(Lane.PORTAL_ADMIN),
+        permission=_may_perform(13),
     )
     def confirm_removal(self, *, by, data):
         """Step 13: the portal archives the partner (nothing is deleted); the case is Done

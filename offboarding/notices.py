@@ -19,7 +19,7 @@ def step_performers(case):
         cam = case.partner.cam
         return [cam] if cam is not None and cam.is_active else []
     users = users_with_permission(LANE_PERMISSION[step.lane])
-    if step.number == 9:
+    if step.four_eyes:  # Decision B: who paid on the case cannot verify it
         users = users.exclude(pk__in=case.payments.values("recorded_by"))
     return list(users)
 
@@ -32,10 +32,9 @@ def _label(case):
 def step_activated(*, case, actor):
     """The active step is now somebody's job: tell them (not the person who just acted)."""
     step = case.current_step
-    kind = NotificationKind.PAYOUT_TO_VERIFY if step.number == 9 else NotificationKind.STEP_ASSIGNED
     send(
         [user for user in step_performers(case) if user.pk != actor.pk],
-        kind=kind,
+        kind=NotificationKind(step.notification_kind),
         case=case,
         title=_label(case),
         body=step.summary,

@@ -1,9 +1,12 @@
 """The offboarding process, declared once as data.
 
-The 13 steps of the manual procedure (shared/design/offboarding-process.md) with their
-lane, deadline rule and branches. The case state machine, the permission checks, the case
-pages, the swimlane picture and the deadline engine all read this module; nothing else
-restates the process.
+The 13 steps of the manual procedure (docs/offboarding-process.md) with their lane,
+deadline rule and branches. The case state machine and its states (`CaseState`, built from
+STEPS), the permission checks, the forms and their rules, the notifications, the case pages,
+the swimlane picture and the deadline engine all read this module; nothing else restates
+the process. What is particular to a step (four eyes, the money panel, the ledger, the
+snapshot its event keeps) is an attribute of its `Step`, never a test of its number
+elsewhere; `Step`'s docstring says where each of its parts lives.
 """
 
 from dataclasses import dataclass
@@ -70,6 +73,20 @@ class Branch:
 
 @dataclass(frozen=True)
 class Step:
+    """One step, and where each of its parts lives.
+
+    - rule and deadline: `deadline` (offboarding/deadlines.py applies it); `rule` names the
+      function in offboarding/step_rules.py that checks the step's data, called by its form
+      and by `services.complete_step` alike ("" when the form's fields say it all);
+    - permission: `lane` (LANE_PERMISSION, OWNER_LANES) and `four_eyes`, judged by
+      `access.can_perform_step`; the model's transition asks the same predicate;
+    - transition: `transition` names the `Case` method (offboarding/models.py) that completes
+      the step, its source state `state` and its targets `branches`;
+    - page: every step is performed on the case page (views.case_detail, its current-step
+      part in pages.py, posting to views.complete_step) with the form class `form` names in
+      offboarding/forms.py; step 1 is the start page (views.start_offboarding).
+    """
+
     number: int
     lane: Lane
     title: str
@@ -78,10 +95,32 @@ class Step:
     branches: tuple[Branch, ...]
     transition: str  # the Case method that completes this step
     evidence: str
+    short_label: str  # the state's label after its number (lists, filters, the console)
+    form: str  # the StepForm subclass in offboarding/forms.py
+    rule: str = ""  # the function in offboarding/step_rules.py that checks the data
+    # Decision B: performed by a lane member who recorded no payment on the case.
+    four_eyes: bool = False
+    # The case page shows the open balance and the payments while the case is here.
+    money_panel: bool = False
+    # CAR changes the ledger for the case here: payments, voids, orders, roll-ups
+    # (offboarding/money/services.py); their events carry this step's number.
+    ledger: bool = False
+    # The transition's condition is that nothing is outstanding; refusals say what is.
+    settles_money: bool = False
+    # Completing it fixes the offboard date, from which the payment guard applies.
+    sets_offboard_date: bool = False
+    # What the completion event keeps besides the form's data (services._SNAPSHOTS).
+    snapshot: str = ""
+    # The notifications.NotificationKind value telling the performers it is theirs.
+    notification_kind: str = "step_assigned"
 
     @property
     def state(self) -> str:
         return state_for(self.number)
+
+    @property
+    def state_label(self) -> str:
+        return f"{self.number} · {self.short_label}"
 
     @property
     def has_choice(self) -> bool:
@@ -109,8 +148,11 @@ STEPS: tuple[Step, ...] = (
             Branch("company", "The company asks the partner to leave (involuntary)", 2),
             Branch("partner", "The partner asked to leave (voluntary)", 3),
         ),
-        "record_request",
-        "who initiated, reason, date received, channel",
+        transition="record_request",
+        evidence="who initiated, reason, date received, channel",
+        short_label="Request to leave",
+        form="RequestForm",
+        rule="request_to_leave",
     ),
     Step(
         2,
@@ -122,8 +164,12 @@ STEPS: tuple[Step, ...] = (
             Branch("notice", "No legal action: 30-day notice sent", 4),
             Branch("legal", "Legal action recorded with supporting documents", 5),
         ),
-        "record_company_removal",
-        "legal documents, or the notice's date sent and end date",
+        transition="record_company_removal",
+        evidence="legal documents, or the notice's date sent and end date",
+        short_label="Company-initiated removal",
+        form="CompanyRemovalForm",
+        rule="company_removal",
+        sets_offboard_date=True,
     ),
     Step(
         3,
@@ -132,8 +178,12 @@ STEPS: tuple[Step, ...] = (
         "Record the partner's formal resignation, given at least 30 days in advance.",
         DeadlineRule.FIRST_BUSINESS_DAY,
         _next(4),
-        "record_resignation",
-        "notice date, channel, requested exit date, the email or a note",
+        transition="record_resignation",
+        evidence="notice date, channel, requested exit date, the email or a note",
+        short_label="Resignation",
+        form="ResignationForm",
+        rule="resignation",
+        sets_offboard_date=True,
     ),
     Step(
         4,
@@ -142,8 +192,10 @@ STEPS: tuple[Step, ...] = (
         "Confirm that Sales Ops knows about the offboarding (the system has notified them).",
         DeadlineRule.SAME_BUSINESS_DAY,
         _next(5),
-        "confirm_sales_ops_handoff",
-        "the CAM's confirmation",
+        transition="confirm_sales_ops_handoff",
+        evidence="the CAM's confirmation",
+        short_label="Hand off to Sales Ops",
+        form="HandoffForm",
     ),
     Step(
         5,
@@ -153,8 +205,10 @@ STEPS: tuple[Step, ...] = (
         "distribution group; 5D remove landing-page access.",
         DeadlineRule.SAME_BUSINESS_DAY,
         _next(6),
-        "update_partner_record",
-        "checklist 5A-5D with a reference for each",
+        transition="update_partner_record",
+        evidence="checklist 5A-5D with a reference for each",
+        short_label="Update partner record",
+        form="PartnerRecordForm",
     ),
     Step(
         6,
@@ -163,8 +217,11 @@ STEPS: tuple[Step, ...] = (
         "Set the $0 membership SKU from active to suspended in the CRM.",
         DeadlineRule.SAME_BUSINESS_DAY,
         _next(7),
-        "suspend_membership_licence",
-        "licence/SKU and its new status",
+        transition="suspend_membership_licence",
+        evidence="licence/SKU and its new status",
+        short_label="Cancel licence",
+        form="LicenceForm",
+        rule="membership_licence",
     ),
     Step(
         7,
@@ -176,8 +233,13 @@ STEPS: tuple[Step, ...] = (
             Branch("yes", "Yes: money is owed, pay it out", 8),
             Branch("no", "No: nothing is owed", 10),
         ),
-        "assess_money_on_table",
-        "the open balance and its lines, CAR's confirmation",
+        transition="assess_money_on_table",
+        evidence="the open balance and its lines, CAR's confirmation",
+        short_label="Money on the table?",
+        form="MoneyOnTableForm",
+        rule="money_on_table",
+        money_panel=True,
+        snapshot="open_balance",
     ),
     Step(
         8,
@@ -186,8 +248,13 @@ STEPS: tuple[Step, ...] = (
         "Pay and close every open and pending payout.",
         DeadlineRule.NOTICE_PLUS_30,
         _next(9, "All payouts paid or voided"),
-        "close_payouts",
-        "each payment: amount, date, reference",
+        transition="close_payouts",
+        evidence="each payment: amount, date, reference",
+        short_label="Pay out and close",
+        form="ClosePayoutsForm",
+        money_panel=True,
+        ledger=True,
+        settles_money=True,
     ),
     Step(
         9,
@@ -196,8 +263,15 @@ STEPS: tuple[Step, ...] = (
         "A second CAR member verifies that every open and pending payout is paid.",
         DeadlineRule.NOTICE_PLUS_30,
         _next(10, "Verified"),
-        "verify_payouts",
-        "verifier (not the payer), result",
+        transition="verify_payouts",
+        evidence="verifier (not the payer), result",
+        short_label="Verify payments",
+        form="VerifyPayoutsForm",
+        four_eyes=True,
+        money_panel=True,
+        settles_money=True,
+        snapshot="final_statement",
+        notification_kind="payout_to_verify",
     ),
     Step(
         10,
@@ -209,8 +283,11 @@ STEPS: tuple[Step, ...] = (
             Branch("beta", "On the beta portal: portal admin removes the partner", 11),
             Branch("legacy", "Not on the beta portal: offboarding is done", None),
         ),
-        "confirm_portal",
-        "portal, confirmed by the CAM",
+        transition="confirm_portal",
+        evidence="portal, confirmed by the CAM",
+        short_label="Which portal?",
+        form="PortalForm",
+        rule="portal_follows_record",
     ),
     Step(
         11,
@@ -219,8 +296,10 @@ STEPS: tuple[Step, ...] = (
         "Tell the portal admin that the last payment is verified as paid.",
         DeadlineRule.NOTICE_PLUS_30,
         _next(12),
-        "notify_portal_admin",
-        "CAR's confirmation",
+        transition="notify_portal_admin",
+        evidence="CAR's confirmation",
+        short_label="Tell portal admin",
+        form="PortalAdminNoticeForm",
     ),
     Step(
         12,
@@ -229,8 +308,10 @@ STEPS: tuple[Step, ...] = (
         "Deactivate the partner's referral links so clients can no longer use them.",
         DeadlineRule.NOTICE_PLUS_30,
         _next(13),
-        "deactivate_referral_links",
-        "links deactivated (count and codes)",
+        transition="deactivate_referral_links",
+        evidence="links deactivated (count and codes)",
+        short_label="Deactivate links",
+        form="DeactivateLinksForm",
     ),
     Step(
         13,
@@ -239,34 +320,29 @@ STEPS: tuple[Step, ...] = (
         "Remove the partner from the program: the portal archives profile and history.",
         DeadlineRule.NOTICE_PLUS_30,
         _next(None, "Confirm removal"),
-        "confirm_removal",
-        "confirmation",
+        transition="confirm_removal",
+        evidence="confirmation",
+        short_label="Confirm removal",
+        form="ConfirmRemovalForm",
     ),
 )
 
 STEP_BY_NUMBER = {step.number: step for step in STEPS}
+# The step at which CAR pays, voids and resolves for a case (offboarding/money/services.py).
+LEDGER_STEP = next(step for step in STEPS if step.ledger)
 
 
 def state_for(step_number: int) -> str:
     return f"step_{step_number}"
 
 
-class CaseState(models.TextChoices):
-    STEP_1 = "step_1", "1 · Request to leave"
-    STEP_2 = "step_2", "2 · Company-initiated removal"
-    STEP_3 = "step_3", "3 · Resignation"
-    STEP_4 = "step_4", "4 · Hand off to Sales Ops"
-    STEP_5 = "step_5", "5 · Update partner record"
-    STEP_6 = "step_6", "6 · Cancel licence"
-    STEP_7 = "step_7", "7 · Money on the table?"
-    STEP_8 = "step_8", "8 · Pay out and close"
-    STEP_9 = "step_9", "9 · Verify payments"
-    STEP_10 = "step_10", "10 · Which portal?"
-    STEP_11 = "step_11", "11 · Tell portal admin"
-    STEP_12 = "step_12", "12 · Deactivate links"
-    STEP_13 = "step_13", "13 · Confirm removal"
-    DONE = "done", "Done"
-    WITHDRAWN = "withdrawn", "Withdrawn"
+# The case's states: one per step, labelled from the step, then the two closed ones. The
+# member names (CaseState.STEP_8) and values ("step_8") are what the migrations hold.
+CaseState = models.TextChoices(
+    "CaseState",
+    [(f"STEP_{step.number}", (step.state, step.state_label)) for step in STEPS]
+    + [("DONE", ("done", "Done")), ("WITHDRAWN", ("withdrawn", "Withdrawn"))],
+)
 
 
 OPEN_STATES = tuple(step.state for step in STEPS)

@@ -16,16 +16,15 @@ from django_fsm import ConcurrentTransition, can_proceed, has_transition_perm
 
 from offboarding import notices as notify
 from offboarding.money.guard import flag_payments_after
-from partners.models import LicenceStatus, Partner, PartnerStatus, Portal
+from partners.models import Partner, PartnerStatus, Portal
 from payouts.selectors import final_statement, open_balance
 
-from . import access, end_state
+from . import access, end_state, step_rules
 from .calendar import BusinessCalendar
 from .case_chain import upload_digests
 from .deadlines import due_at, remind_at
-from .forms import date_window_problem
 from .models import Case, CaseEvent, EventKind, EvidenceFile
-from .process import NOTICE_PERIOD_DAYS, OWNER_LANES, STEP_BY_NUMBER, CaseState
+from .process import OWNER_LANES, STEP_BY_NUMBER, STEPS, CaseState, Step
 
 
 class ActionRefused(Exception):
@@ -115,7 +114,9 @@ def open_case(*, actor, partner_id, data: Mapping, note: str = "", evidence=()) 
 
     Side effects: the partner becomes *offboarding*; the next step's performers are notified.
     """
-    _check_dates(data)
+    first_step = STEPS[0]
+    evidence = list(evidence)
+    _check_step_data(None, first_step, data, evidence)
     with transaction.atomic():
         try:
             partner = Partner.objects.select_for_update().get(pk=partner_id)
@@ -133,7 +134,7 @@ def open_case(*, actor, partner_id, data: Mapping, note: str = "", evidence=()) 
         case.record_request(by=actor, data=data)
         calendar = BusinessCalendar.from_settings()
         received = dt.datetime.combine(case.request_received_on, dt.time(0), tzinfo=calendar.tz)
-        request_due = due_at(STEP_BY_NUMBER[1], activated_at=received, calendar=calendar)
+        request_due = due_at(first_step, activated_at=received, calendar=calendar)
         partner.begin_offboarding()
         partner.save()
         _schedule_active_step(case, now)
@@ -147,8 +148,8 @@ def open_case(*, actor, partner_id, data: Mapping, note: str = "", evidence=()) 
             case,
             kind=EventKind.STEP_COMPLETED,
             actor=actor,
-            from_state=CaseState.STEP_1,
-            step_number=1,
+            from_state=first_step.state,
+            step_number=first_step.number,
             data=data,
             note=note,
             files=evidence,
@@ -183,14 +184,15 @@ def complete_step(
             raise CaseMovedOn()
         method = getattr(case, step.transition)
         if not method._django_fsm.get_transition(case.state).has_perm(case, actor):
-            raise ActionRefused(_refusal_message(case, actor, step_number))
+            raise ActionRefused(_refusal_message(case, actor, step))
         if not can_proceed(method):
-            raise ActionRefused(_unmet_condition_message(case, step_number))
-        _check_step_data(case, step_number, data)
-        figures = _figures_for_event(case, step_number)
+            raise ActionRefused(_unmet_condition_message(case, step))
+        evidence = list(evidence)
+        _check_step_data(case, step, data, evidence)
+        figures = _SNAPSHOTS[step.snapshot](case) if step.snapshot else {}
         from_state, step_due = case.state, case.step_due_at
         method(by=actor, data=data)
-        if from_state in (CaseState.STEP_2, CaseState.STEP_3):
+        if step.sets_offboard_date:
             # The offboard date is known from now: payments already after it are exceptions.
             flag_payments_after(case.partner, case.offboard_date)
         if case.state == CaseState.DONE:
@@ -294,19 +296,19 @@ def correct_partner_portal(
     return case
 
 
-def _refusal_message(case: Case, actor, step_number: int) -> str:
-    step = STEP_BY_NUMBER[step_number]
-    if step_number == 9 and access.can_perform(actor, case, step.lane):
+def _refusal_message(case: Case, actor, step: Step) -> str:
+    if step.four_eyes and access.can_perform(actor, case, step.lane):
         return (
-            "Step 9 needs a CAR member who recorded no payment on this case: "
-            "you recorded payments here, so another CAR member must verify."
+            f"Step {step.number} needs a {step.lane.label} member who recorded no payment on "
+            f"this case: you recorded payments here, so another {step.lane.label} member "
+            "must verify."
         )
     owner = " for a partner you manage" if step.lane in OWNER_LANES else ""
-    return f"Step {step_number} is for the {step.lane.label} lane{owner}; you cannot perform it."
+    return f"Step {step.number} is for the {step.lane.label} lane{owner}; you cannot perform it."
 
 
-def _unmet_condition_message(case: Case, step_number: int) -> str:
-    if step_number in (8, 9):
+def _unmet_condition_message(case: Case, step: Step) -> str:
+    if step.settles_money:
         balance = open_balance(case.partner)
         return (
             f"Money is still on the table: {len(balance.payouts)} payout(s) still open or "
@@ -317,53 +319,20 @@ def _unmet_condition_message(case: Case, step_number: int) -> str:
     missing = end_state.gaps(case.partner, before_close=True)
     if missing:
         return end_state.refusal(missing)
-    return f"Step {step_number} cannot be completed yet."
+    return f"Step {step.number} cannot be completed yet."
 
 
-def _check_dates(data: Mapping) -> None:
-    """Every date entered is in the window forms accept (issue 15), whoever calls."""
-    for key, value in data.items():
-        if isinstance(value, dt.date):
-            problem = date_window_problem(value, key.replace("_", " ").capitalize())
-            if problem:
-                raise ActionRefused(problem)
+def _check_step_data(case: Case | None, step: Step, data: Mapping, evidence) -> None:
+    """The step's rules on the entered data (step_rules, which its form asks too) hold
+    whoever calls: view, admin, task or command."""
+    problems = step_rules.check(step, data, case=case, evidence=evidence)
+    if problems:
+        raise ActionRefused(" ".join(problem.message for problem in problems))
 
 
-def _check_step_data(case: Case, step_number: int, data: Mapping) -> None:
-    """Rules on the entered data that hold whoever calls: view, admin, task or command."""
-    _check_dates(data)  # first: the rules below add days to these dates
-    if step_number == 3:
-        earliest = data["notice_date"] + dt.timedelta(days=NOTICE_PERIOD_DAYS)
-        if data.get("requested_exit_date") and data["requested_exit_date"] < earliest:
-            raise ActionRefused(
-                f"A resignation needs at least {NOTICE_PERIOD_DAYS} days' notice: the exit "
-                f"date must be {earliest:%Y-%m-%d} or later."
-            )
-    if step_number == 6:
-        licence = data["licence"]
-        if not (
-            licence.partner_id == case.partner_id
-            and licence.is_membership
-            and licence.status == LicenceStatus.ACTIVE
-        ):
-            raise ActionRefused("Step 6 suspends this partner's active $0 membership licence.")
-    if step_number == 10 and data.get("portal") != case.partner.portal:
-        raise ActionRefused(
-            f"The partner record says {case.partner.get_portal_display()}: step 10 follows "
-            "the record. If the record is wrong, Sales Ops corrects it on this case first."
-        )
-    if step_number == 7 and not data.get("money_on_table") and case.money_on_the_table():
-        raise ActionRefused(
-            "There is money on the table: this partner has open commissions, open orders or "
-            "outstanding payouts, so 'nothing is owed' cannot be chosen."
-        )
-
-
-def _figures_for_event(case: Case, step_number: int) -> dict:
-    """What CAR decided on, kept with the decision: the balance at step 7, the statement
-    verified at step 9."""
-    if step_number == 7:
-        return {"open_balance": open_balance(case.partner).as_event_data()}
-    if step_number == 9:
-        return {"statement": final_statement(case).as_event_data()}
-    return {}
+# What a completion event keeps besides the form's data, by process.Step.snapshot: the
+# balance CAR decided on at step 7, the statement verified at step 9.
+_SNAPSHOTS = {
+    "open_balance": lambda case: {"open_balance": open_balance(case.partner).as_event_data()},
+    "final_statement": lambda case: {"statement": final_statement(case).as_event_data()},
+}

@@ -141,7 +141,9 @@ def _pg_tool(name: str) -> str:
 
 
 def _run(command: list[str], env: dict, what: str) -> None:
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    # The argv is a list (no shell): pg_dump / pg_restore from _pg_tool, then fixed flags
+    # and paths this module builds; the connection travels in the environment.
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # noqa: S603
     if done.returncode != 0:
         raise BackupError(f"{what} failed (exit {done.returncode}): {done.stderr.strip()}")
 

@@ -14,6 +14,7 @@ from .models import (
     Order,
     OrderStatus,
     Payment,
+    PaymentMethod,
     Payout,
     PayoutStatus,
 )
@@ -109,6 +110,10 @@ class StatementPayout:
     paid_amount: Decimal
     void_reason: str
 
+    @property
+    def status_label(self) -> str:
+        return _label(PayoutStatus, self.status)
+
 
 @dataclass(slots=True)
 class StatementPayment:
@@ -118,6 +123,18 @@ class StatementPayment:
     paid_on: dt.date
     method: str
     recorded_by_username: str
+
+    @property
+    def method_label(self) -> str:
+        return _label(PaymentMethod, self.method)
+
+
+def _label(choices, value: str) -> str:
+    """The label of a stored choice; a value no longer among the choices shows as stored."""
+    try:
+        return str(choices(value).label)
+    except ValueError:
+        return value
 
 
 @dataclass(slots=True)
@@ -290,9 +307,24 @@ def payments_after_offboard_date():
     )
 
 
-def payments_after_offboard_rows(limit: int) -> list[dict]:
+@dataclass(frozen=True, slots=True)
+class LatePayment:
+    """A payment dated after its partner's offboard date, as the report shows it."""
+
+    pk: int
+    partner: str
+    offboard_date: dt.date | None
+    paid_on: dt.date
+    amount: Decimal
+    currency: str
+    reference: str
+    recorded_by: str
+    override_reason: str | None
+
+
+def payments_after_offboard_rows(limit: int) -> list[LatePayment]:
     """The newest `limit` payments of payments_after_offboard_date(), as the report shows
-    them: only the columns needed, each cell formatted once here (not model instances)."""
+    them: only the columns needed, as plain rows (not model instances)."""
     rows = (
         Payment.objects.filter(after_offboard_date=True)
         .order_by("-paid_on", "-pk")
@@ -308,26 +340,4 @@ def payments_after_offboard_rows(limit: int) -> list[dict]:
             "override__reason",
         )[:limit]
     )
-    return [
-        {
-            "pk": pk,
-            "partner": partner,
-            "offboard_date": offboard_date.isoformat() if offboard_date else "",
-            "paid_on": paid_on.isoformat(),
-            "amount": f"{amount} {currency}",
-            "reference": reference,
-            "recorded_by": username,
-            "override": reason or "none",
-        }
-        for (
-            pk,
-            partner,
-            offboard_date,
-            paid_on,
-            amount,
-            currency,
-            reference,
-            username,
-            reason,
-        ) in rows
-    ]
+    return [LatePayment(*row) for row in rows]

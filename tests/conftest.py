@@ -31,6 +31,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache (the inbox's counts, notifications.selectors)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def is_postgres():
     return connection.vendor == "postgresql"

@@ -26,6 +26,14 @@ def _text(response):
     return html.unescape(response.content.decode())
 
 
+def _field_errors(response, field):
+    """The errors drawn under form field `field`, as the person reads them."""
+    found = re.findall(
+        rf'<p id="error_\d+_id_(?:\w+_)?{field}">(.*?)</p>', response.content.decode(), re.S
+    )
+    return [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", e)).split()) for e in found]
+
+
 def test_resignation_with_less_than_30_days_notice_is_refused(client, roles):
     case = case_at(3, roles)
     client.force_login(roles["cam"])
@@ -36,8 +44,7 @@ def test_resignation_with_less_than_30_days_notice_is_refused(client, roles):
     response = client.post(reverse("complete_step", args=[case.pk, 3]), data)
 
     assert response.status_code == 400
-    form = response.context["step_form"]
-    assert "30 days" in " ".join(form.errors["requested_exit_date"])
+    assert "30 days" in " ".join(_field_errors(response, "requested_exit_date"))
     page = _text(response)
     assert "30 days" in page
     # What the person entered is still in the form.
@@ -74,7 +81,7 @@ def test_legal_action_without_a_document_is_refused(client, roles):
     response = client.post(reverse("complete_step", args=[case.pk, 2]), data)
 
     assert response.status_code == 400
-    errors = response.context["step_form"].errors["evidence"]
+    errors = _field_errors(response, "evidence")
     assert any("supporting documents" in e for e in errors)
     assert "supporting documents" in _text(response)
     case.refresh_from_db()
@@ -128,7 +135,7 @@ def test_bad_payment_amount_is_refused(client, roles, amount, message):
     )
 
     assert response.status_code == 400
-    assert any(message in e for e in response.context["payment_form"].errors["amount"])
+    assert any(message in e for e in _field_errors(response, "amount"))
     assert message in _text(response)
     assert f'value="{amount}"' in _text(response)
     assert not Payment.objects.exists()

@@ -1,6 +1,9 @@
 """My work and the case list as tables: their order, their pages, and what each row says."""
 
 import datetime as dt
+import html
+import re
+from dataclasses import dataclass
 
 import pytest
 from django.urls import reverse
@@ -14,10 +17,41 @@ pytestmark = pytest.mark.django_db
 PAGE_SIZE = 25
 
 
+@dataclass(frozen=True)
+class Row:
+    pk: int
+    partner: str
+    cam: str
+    step: str
+    lane: str
+    overdue: bool
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int
+    pages: int
+    has_next: bool
+
+
+def _text(fragment):
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
 def _table(client, url, **params):
+    """The table's page and rows as the page shows them (its pager, each row's cells)."""
     response = client.get(url, params)
     assert response.status_code == 200
-    return response.context["page"], response.context["rows"]
+    body = response.content.decode()
+    tbody = re.search(r"<tbody>(.*?)</tbody>", body, re.S)
+    rows = []
+    for tr in re.findall(r"<tr\b[^>]*>(.*?)</tr>", tbody.group(1) if tbody else "", re.S):
+        cells = [_text(td) for td in re.findall(r"<td\b[^>]*>(.*?)</td>", tr, re.S)]
+        case, partner, cam, step, lane, due = cells[:6]
+        rows.append(Row(int(case.lstrip("#")), partner, cam, step, lane, "Overdue" in due))
+    pager = re.search(r"Page (\d+) of (\d+)", _text(body))
+    number, pages = (int(pager[1]), int(pager[2])) if pager else (1, 1)
+    return Page(number, pages, ">Next</a>" in body), rows
 
 
 def test_my_work_is_most_urgent_first_across_pages(client, roles):
@@ -32,15 +66,14 @@ def test_my_work_is_most_urgent_first_across_pages(client, roles):
     page_1, rows_1 = _table(client, reverse("my_work"))
     page_2, rows_2 = _table(client, reverse("my_work"), page=2)
 
-    assert page_1.paginator.count == PAGE_SIZE + 3 and page_1.has_next()
+    assert page_1 == Page(1, 2, has_next=True)
     assert [row.pk for row in rows_1 + rows_2] == [case.pk for case in expected]
-    assert len(rows_2) == 3 and not page_2.has_next()
+    assert len(rows_2) == 3 and page_2 == Page(2, 2, has_next=False)
     assert [row.overdue for row in rows_1[:3]] == [True, True, False]
     first = rows_1[0]
-    assert first.url == reverse("case_detail", args=[first.pk])
-    assert first.partner_name == expected[0].partner.display_name
-    assert first.state_label == "2 · Company-initiated removal"
-    assert first.lane_label == "CAM"
+    assert first.partner == expected[0].partner.display_name
+    assert first.step == "2 · Company-initiated removal"
+    assert first.lane == "CAM"
 
 
 def test_case_list_is_newest_first_and_each_case_on_one_page(client, roles):
@@ -62,7 +95,7 @@ def test_case_list_is_newest_first_and_each_case_on_one_page(client, roles):
 def test_an_empty_table_says_so(client, roles):
     client.force_login(roles["cam2"])
     page, rows = _table(client, reverse("my_work"))
-    assert rows == [] and page.paginator.count == 0
+    assert rows == [] and page == Page(1, 1, has_next=False)
     assert "No cases match." in client.get(reverse("my_work")).content.decode()
 
 

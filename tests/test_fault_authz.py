@@ -14,7 +14,7 @@ from django.test import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "faults"))
 
-import authz_matrix  # noqa: E402
+import authz_matrix
 
 pytestmark = pytest.mark.django_db
 

@@ -3,6 +3,7 @@ clear answer (a 400 naming what is wrong, a page, a rejected import), never a 50
 nothing stored changes. Each case here answered 500 before (found by fuzzing every URL)."""
 
 import datetime as dt
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -64,17 +65,37 @@ def test_a_nul_character_in_a_form_is_a_400_and_changes_nothing(client, roles):
     assert case.state == "step_8"
 
 
+def _case_ids(response):
+    """The cases the page's table lists, by the "#id" links of its rows."""
+    return [
+        int(pk) for pk in re.findall(r'<a href="/cases/\d+/">#(\d+)</a>', response.content.decode())
+    ]
+
+
+def _chosen_cam(response):
+    """The CAM the case list's filter shows as chosen (an option value), or None."""
+    cam_select = response.content.decode().split('id="case-cam"', 1)[1].split("</select>")[0]
+    chosen = re.findall(r'<option value="([^"]*)" selected', cam_select)
+    return chosen[0] if chosen else None
+
+
+def _inbox_titles(response):
+    listed = response.content.decode().split('<ul class="list-group">', 1)[1].split("</ul>")[0]
+    return re.findall(r'<div class="fw-semibold">(.*?)</div>', listed)
+
+
 def test_the_case_list_ignores_a_cam_that_cannot_be_an_id(client, roles):
     CaseFactory(actors=roles)
     client.force_login(roles["manager"])
     everyone = client.get(reverse("case_list"))
+    assert len(_case_ids(everyone)) == 1
     for cam in ("²", "١٢", HUGE, "-1", "1.5"):
         response = client.get(reverse("case_list"), {"cam": cam})
         assert response.status_code == 200
-        assert response.context["filters"]["cam_id"] is None
-        assert response.context["rows"] == everyone.context["rows"]
+        assert _chosen_cam(response) is None  # "All"
+        assert _case_ids(response) == _case_ids(everyone)
     chosen = client.get(reverse("case_list"), {"cam": str(roles["cam"].pk)})
-    assert chosen.context["filters"]["cam_id"] == roles["cam"].pk
+    assert _chosen_cam(chosen) == str(roles["cam"].pk)
 
 
 def test_my_work_and_the_inbox_answer_a_page_past_any_table(client, roles):
@@ -82,13 +103,13 @@ def test_my_work_and_the_inbox_answer_a_page_past_any_table(client, roles):
     Notification.objects.create(recipient=roles["cam"], kind="step_due", title="Due")
     client.force_login(roles["cam"])
     for page in (HUGE, str(2**63 - 1), str(2**61)):
+        # The last page, as Django's get_page shows: here the only one.
         work = client.get(reverse("my_work"), {"page": page})
         assert work.status_code == 200
-        assert work.context["page"].number == 1  # the last page, as Django's get_page shows
-        assert len(work.context["rows"]) == 1
+        assert len(_case_ids(work)) == 1
         inbox = client.get(reverse("inbox"), {"page": page})
         assert inbox.status_code == 200
-        assert inbox.context["rows"] == [] and not inbox.context["page"].has_next
+        assert _inbox_titles(inbox) == ["Due"]
 
 
 def _payouts_csv(*rows: str) -> bytes:

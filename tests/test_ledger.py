@@ -693,6 +693,27 @@ def test_overpayment_is_refused_by_the_database():
     Payout.objects.filter(pk=payout.pk).update(paid_amount=payout.amount)  # exactly: allowed
 
 
+def test_pay_in_full_refuses_a_batch_reference_too_long_for_a_payout_and_pays_nothing(roles):
+    """The payment's reference is "<batch>/<payout>" (80 characters at most): a long pair was
+    a database error (a 500) before; now a clear refusal, and nothing is paid."""
+    partner = PartnerFactory(cam=roles["cam"])
+    short = PayoutFactory(partner=partner, amount=D("1.00"), reference="P-1")
+    long = PayoutFactory(partner=partner, amount=D("2.00"), reference="P-" + "9" * 70)
+    case = case_at(roles, "step_8", partner)
+    before = ledger_state()
+    with pytest.raises(ActionRefused, match=f"too long for payout {long.reference}"):
+        pay_in_full(
+            actor=roles["car"],
+            case_id=case.pk,
+            payout_ids=[short.pk, long.pk],
+            paid_on=today(),
+            method="wire",
+            batch_reference="B" * 20,
+            idempotency_key=uuid.uuid4(),
+        )
+    assert ledger_state() == before
+
+
 def test_pay_in_full_resubmitted_with_the_same_key_records_nothing_new(roles):
     car = roles["car"]
     partner = PartnerFactory(cam=roles["cam"])

@@ -13,13 +13,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from offboarding import services as case_services
+from offboarding.demo import request_data
 from offboarding.money import services
 from offboarding.money.idempotency import KeyReused
 from offboarding.services import ActionRefused
 from payouts.apps import check_configured_currencies
 from payouts.models import Payment, Payout
 from payouts.money import check_currencies
-from tests.factories import CaseFactory, PartnerFactory, PayoutFactory
+from tests.factories import PartnerFactory, PayoutFactory
 from tests.test_car_pages import _messages, _money_case, _pay_in_full_post, _payment_post
 
 pytestmark = pytest.mark.django_db
@@ -194,11 +195,21 @@ def test_the_guard_applies_from_step_2_not_step_5(roles):
     assert not Payment.objects.exists()
 
 
+def _opened_60_days_ago(roles, partner):
+    """A company-initiated case whose request came in long ago, so a notice sent 40 days
+    ago (after the request, as step 2 requires) puts the offboard date in the past."""
+    return case_services.open_case(
+        actor=roles["cam"],
+        partner_id=partner.pk,
+        data=request_data(company=True, received_on=_today() - dt.timedelta(days=60)),
+    )
+
+
 def test_payments_already_after_a_late_recorded_notice_become_exceptions(roles):
     partner = PartnerFactory(cam=roles["cam"])
     payout = PayoutFactory(partner=partner, earned_on=_today() - dt.timedelta(days=90))
     payment = _pay(roles, payout, key=uuid.uuid4(), amount="100.00", reference="BEFORE-NOTICE")
-    case = CaseFactory(partner=partner, state="step_2", actors=roles)
+    case = _opened_60_days_ago(roles, partner)
     case_services.complete_step(
         actor=roles["cam"],
         case_id=case.pk,
@@ -213,7 +224,7 @@ def test_payments_already_after_a_late_recorded_notice_become_exceptions(roles):
 def test_a_withdrawn_case_lifts_the_guard(roles):
     partner = PartnerFactory(cam=roles["cam"])
     payout = PayoutFactory(partner=partner, earned_on=_today() - dt.timedelta(days=90))
-    case = CaseFactory(partner=partner, state="step_2", actors=roles)
+    case = _opened_60_days_ago(roles, partner)
     case_services.complete_step(
         actor=roles["cam"],
         case_id=case.pk,

@@ -3,6 +3,7 @@ and the notification pages (inbox, unread count, mark read, preferences)."""
 
 import datetime as dt
 import email
+import html
 import re
 import socket
 import threading
@@ -476,9 +477,7 @@ def test_inbox_items_escape_their_text_and_post_with_the_csrf_token(roles):
     assert unread.read_at is not None
 
 
-def test_inbox_pages_reach_every_notification_without_counting_them(
-    client, roles, case, monkeypatch
-):
+def test_inbox_pages_reach_every_notification_newest_first(client, roles, case, monkeypatch):
     monkeypatch.setattr(notification_selectors, "INBOX_PAGE_SIZE", 2)
     Notification.objects.filter(recipient=roles["salesops"]).delete()
     rows = [outbox_row(roles["salesops"], case, title=f"Numbered {n}") for n in range(5)]
@@ -494,12 +493,34 @@ def test_inbox_pages_reach_every_notification_without_counting_them(
         pages[number] = content
         seen.append([n for n in range(5) if f"Numbered {n}<" in content])
 
-    assert seen == [[0, 1], [2, 3], [4], []]  # newest first; the oldest is on page 3
+    assert seen == [[0, 1], [2, 3], [4], [4]]  # newest first; past the last page: the last
     assert 'href="?page=2">Older' in pages[1] and "Newer" not in pages[1]
     assert 'href="?page=2">Newer' in pages[3] and "Older" not in pages[3]
-    assert "Nothing here." in pages[4]
-    for bad in ("x", "-3", "0"):
-        assert "Numbered 0<" in client.get(reverse("inbox"), {"page": bad}).content.decode()
+    assert "Page 3 of 3" in pages[3]
+    # Not a number: the first page; below the first: the last, as Django's get_page shows.
+    for bad, newest_shown in (("x", 0), ("-3", 4), ("0", 4)):
+        content = client.get(reverse("inbox"), {"page": bad}).content.decode()
+        assert f"Numbered {newest_shown}<" in content
+
+
+def _inbox_titles(response):
+    """The titles of the notifications the inbox lists, top to bottom."""
+    listed = response.content.decode().split('<ul class="list-group">', 1)[1].split("</ul>")[0]
+    items = re.findall(r"<li\b[^>]*>\s*<div>\s*<div[^>]*>(.*?)</div>", listed, re.S)
+    return [html.unescape(item).strip() for item in items]
+
+
+def test_a_new_notification_shows_at_once_although_the_count_is_cached(client, roles, case):
+    """The inbox keeps its count in the cache; send() drops it, so the next page counts anew."""
+    ops = roles["salesops"]
+    Notification.objects.filter(recipient=ops).delete()
+    client.force_login(ops)
+    assert "Nothing here." in client.get(reverse("inbox")).content.decode()
+
+    outbox_row(ops, case, title="Just sent")
+
+    response = client.get(reverse("inbox"))
+    assert _inbox_titles(response) == ["Just sent"]
 
 
 def test_mark_read_is_post_only_and_only_for_my_own(client, roles, case, inbox_rows):

@@ -2,10 +2,12 @@
 
 Each page is measured with N rows and with 3N rows: the counts must be equal (no query
 per row, no N+1) and equal to the pinned number, so a change in either shows up here.
-The pins are PostgreSQL's; on SQLite a page that checks a permission costs one query more.
+A page that checks a permission costs PERMISSIONS_QUERY more (tests/query_counts.py).
 """
 
 import datetime as dt
+import html
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -14,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from notifications import services as notify
 from notifications.models import Notification, NotificationKind
 from offboarding import services
 from offboarding.models import Case, EventKind, EvidenceFile
@@ -43,8 +46,24 @@ def _measure(client, setup, url_for, n):
     return few, many, few_response, many_response
 
 
+def _plain(response):
+    """The page as the words a person reads."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", response.content.decode())).split())
+
+
+def _section(response, heading_id):
+    body = response.content.decode()
+    start = body.index(f'id="{heading_id}"')
+    return body[start : body.index("</section>", start)]
+
+
 def _rows(response):
-    return len(response.context["page"].object_list)
+    """How many rows the page lists: its table's body rows, or the inbox's notifications."""
+    body = response.content.decode()
+    if "<tbody>" in body:
+        return body.split("<tbody>", 1)[1].split("</tbody>")[0].count("<tr")
+    listed = body.split('<ul class="list-group">', 1)[1].split("</ul>")[0]
+    return listed.count('<div class="fw-semibold">')
 
 
 # ---- my work ----
@@ -165,8 +184,9 @@ def _case_at_step_9_with(roles, payouts, evidence):
     return case
 
 
-# CAR also reads the overrides awaiting approval on the case (Decision D): one query more.
-@pytest.mark.parametrize(("username", "pinned"), [("car2", 10), ("car", 10), ("manager", 9)])
+# The overrides awaiting approval on the case (Decision D) are read for CAR only when one
+# waits (the case's query says whether); the first visit reads the history too.
+@pytest.mark.parametrize(("username", "pinned"), [("car2", 9), ("car", 9), ("manager", 9)])
 def test_case_detail_at_step_9(client, roles, username, pinned):
     client.force_login(roles[username])
     small = _case_at_step_9_with(roles, payouts=N, evidence=N)
@@ -175,14 +195,17 @@ def test_case_detail_at_step_9(client, roles, username, pinned):
     few, r1 = count_queries(client, reverse("case_detail", args=[small.pk]))
     many, r3 = count_queries(client, reverse("case_detail", args=[big.pk]))
 
-    assert (len(r1.context["payments"]), len(r3.context["payments"])) == (N, 3 * N)
-    assert len(r3.context["history"]) > len(r1.context["history"])
-    assert (r1.context["step_form"] is not None) == (username == "car2")
+    payments = [len(re.findall(r" · ref \S+ · by ", _plain(r))) for r in (r1, r3)]
+    assert payments == [N, 3 * N]
+    history = [_section(r, "history-heading").count("<li") for r in (r1, r3)]
+    assert history[1] > history[0]
+    verify = f'action="{reverse("complete_step", args=[small.pk, 9])}"'
+    assert (verify in r1.content.decode()) == (username == "car2")
     assert few == many, f"case_detail: {few} queries with {N} payments, {many} with {3 * N}"
     assert few == pinned + PERMISSIONS_QUERY
 
 
-@pytest.mark.parametrize(("step", "pinned"), [(2, 5), (8, 10), (12, 6), (13, 5)])
+@pytest.mark.parametrize(("step", "pinned"), [(2, 5), (8, 9), (12, 6), (13, 5)])
 def test_case_detail_other_steps(client, roles, step, pinned):
     """The other step forms (payment form at 8, link count at 12) do not add per-row work."""
     from tests.step_posts import case_at
@@ -246,7 +269,9 @@ def _partner_with(roles, count):
     return partner
 
 
-@pytest.mark.parametrize(("username", "pinned"), [("cam", 5), ("manager", 5)])
+# The licences, the referral links and the cases are three queries (they were one UNION ALL
+# of the three, issue 16: the ORM's own queries).
+@pytest.mark.parametrize(("username", "pinned"), [("cam", 7), ("manager", 7)])
 def test_partner_detail(client, roles, username, pinned):
     client.force_login(roles[username])
     small = _partner_with(roles, N)
@@ -255,8 +280,9 @@ def test_partner_detail(client, roles, username, pinned):
     few, r1 = count_queries(client, reverse("partner_detail", args=[small.pk]))
     many, r3 = count_queries(client, reverse("partner_detail", args=[big.pk]))
 
-    assert (len(r1.context["cases"]), len(r3.context["cases"])) == (N + 1, 3 * N + 1)
-    assert r1.context["open_case"] is not None
+    cases = [_section(r, "cases-heading").count("<li><a href=") for r in (r1, r3)]
+    assert cases == [N + 1, 3 * N + 1]
+    assert "Open case #" in _plain(r1)
     assert few == many, f"partner_detail: {few} queries with {N} cases, {many} with {3 * N}"
     assert few == pinned + PERMISSIONS_QUERY
 
@@ -272,16 +298,24 @@ def test_inbox(client, roles, username, pinned):
     Notification.objects.filter(recipient=user).delete()
 
     def setup(count):
+        # As the app writes them (notifications.services.send, which drops the cached count).
         for i in range(count):
-            Notification.objects.create(
-                recipient=user,
+            (row,) = notify.send(
+                [user],
                 kind=NotificationKind.STEP_ASSIGNED,
                 case=case if i % 2 else None,
                 title=f"n{i}",
-                read_at=timezone.now() if i % 3 == 0 else None,
             )
+            if i % 3 == 0:
+                Notification.objects.filter(pk=row.pk).update(read_at=timezone.now())
 
     few, many, r1, r3 = _measure(client, setup, lambda: (reverse("inbox"), None), N)
     assert (_rows(r1), _rows(r3)) == (N, 3 * N)
     assert few == many, f"inbox: {few} queries with {N} rows, {many} with {3 * N}"
-    assert few == pinned
+    # The inbox checks no permission itself; the navigation's console link does (offboarding's
+    # context processor asks access.can_open_car_console).
+    assert few == pinned + PERMISSIONS_QUERY
+    # Until the next notification, the count comes from the cache: one query less.
+    again, r4 = count_queries(client, reverse("inbox"))
+    assert again == pinned - 1 + PERMISSIONS_QUERY
+    assert _rows(r4) == 3 * N

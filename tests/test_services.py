@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.roles import Role
 from notifications.models import Notification, NotificationKind
 from offboarding import services
-from offboarding.demo import request_data, step_data
+from offboarding.demo import request_data, step_data, step_evidence
 from offboarding.models import Case, CaseEvent, ImmutableRowError, Initiator, Reason
 from offboarding.money.services import record_payment
 from offboarding.services import ActionRefused, CaseMovedOn
@@ -38,12 +38,14 @@ def open_for(partner, *, actor=None, company=True):
 
 
 def complete(case, actor, data=None):
+    data = step_data(case) if data is None else data
     return services.complete_step(
         actor=actor,
         case_id=case.pk,
         step_number=case.current_step.number,
         expected_state=case.state,
-        data=step_data(case) if data is None else data,
+        data=data,
+        evidence=step_evidence(case, legal=bool(data.get("legal_action"))),
     )
 
 

@@ -14,7 +14,7 @@ from django_fsm import can_proceed
 
 from notifications.models import Notification
 from offboarding import services
-from offboarding.demo import drive, request_data, step_data
+from offboarding.demo import drive, request_data, step_data, step_evidence
 from offboarding.forms import ResignationForm
 from offboarding.models import Case, CaseEvent, EvidenceFile
 from offboarding.money.services import record_payment
@@ -197,13 +197,16 @@ def plausible_data(case, number: int) -> dict:
 
 
 def complete(case, actor, data=None, **kwargs):
-    """Complete the case's active step as `actor` with the data its form would deliver."""
+    """Complete the case's active step as `actor` with the data (and the files) its form
+    would deliver."""
+    data = step_data(case, **kwargs) if data is None else data
     return services.complete_step(
         actor=actor,
         case_id=case.pk,
         step_number=case.current_step.number,
         expected_state=case.state,
-        data=step_data(case, **kwargs) if data is None else data,
+        data=data,
+        evidence=step_evidence(case, legal=bool(data.get("legal_action"))),
     )
 
 

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 from binascii import unhexlify
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,10 +16,8 @@ from django.urls import reverse
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.forms import TokenForm
 from accounts.two_factor import PENDING_KEY_SESSION
 from tests.factories import UserFactory
-from tests.test_form_html import assert_same_as_crispy
 
 pytestmark = [
     pytest.mark.django_db,
@@ -228,11 +227,48 @@ def test_enrolling_twice_is_refused(roles):
     assert redirect_target(client.get(ENROL))[0] == VERIFY
 
 
-def test_the_token_form_is_drawn_like_crispy():
-    assert_same_as_crispy(TokenForm())
-    bad = TokenForm({"token": "x"})
-    bad.is_valid()
-    assert_same_as_crispy(bad)
+class _Page(HTMLParser):
+    """The inputs (by name), the labels' text (by the id they are for) and all the text."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.inputs, self.labels, self.text = {}, {}, []
+        self._label_for = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "input" and "name" in attrs:
+            self.inputs[attrs["name"]] = attrs
+        elif tag == "label":
+            self._label_for = attrs.get("for")
+            self.labels.setdefault(self._label_for, "")
+
+    def handle_endtag(self, tag):
+        if tag == "label":
+            self._label_for = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._label_for is not None:
+            self.labels[self._label_for] += data
+
+
+def test_the_code_field_is_labelled_and_says_what_is_wrong(roles):
+    enrolled(roles["car"])
+    client = signed_in(roles["car"])
+
+    page = _Page(client.get(VERIFY).content.decode())
+    token = page.inputs["token"]
+    assert page.labels[token["id"]].strip().startswith("Code from your authenticator app")
+    assert token["autocomplete"] == "one-time-code"
+    assert token["inputmode"] == "numeric"
+    assert "aria-invalid" not in token
+
+    page = _Page(client.post(VERIFY, {"token": "x"}).content.decode())
+    assert page.inputs["token"]["value"] == "x"
+    assert page.inputs["token"]["aria-invalid"] == "true"
+    assert "Enter the 6-digit code your authenticator app shows." in " ".join(page.text)
 
 
 def _settings_of(module: str, **env) -> subprocess.CompletedProcess:

@@ -22,7 +22,7 @@ from notifications.models import Notification, NotificationKind
 from offboarding import services
 from offboarding.models import Case, CaseEvent, EvidenceFile
 from payouts.models import Payment
-from tests.factories import PartnerFactory, PayoutFactory, UserFactory
+from tests.factories import CaseFactory, PartnerFactory, PayoutFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -61,6 +61,7 @@ def test_skip_list_names_only_existing_patterns():
         "complete_step",
         "withdraw_case",
         "add_payment",
+        "money_form",
         "evidence_download",
         "case_record_export",
         "partner_records_export",
@@ -148,6 +149,8 @@ def _sample(route, name, world):
         return world["partner"].pk
     if name == "step_number":
         return 2
+    if name == "form_name":
+        return "payment"
     if name == "object_id":
         if route.startswith("admin/r/"):
             return world["case"].pk
@@ -260,6 +263,44 @@ def test_state_changing_views_answer_get_with_405(client, world, name):
     assert Notification.objects.filter(recipient=cam, read_at__isnull=True).count() == unread
     # Still logged in: GET /logout/ did not log out.
     assert client.get(reverse("my_work")).status_code == 200
+
+
+# ---- GET endpoints that draw a form alone (htmx) deny by default ----
+
+# Each: the URL name, and who may see the case but not act on it (a 403, not the form).
+FORM_ENDPOINTS = {"money_form": ("cam", "salesops", "portaladmin", "manager")}
+
+
+def _form_endpoint_url(name, case):
+    if name == "money_form":
+        return reverse("money_form", args=[case.pk, "payment"])
+    raise AssertionError(f"No sample URL for {name}: add one.")
+
+
+def test_every_form_endpoint_is_in_the_table():
+    drawn_alone = {p.name for _, p in SWEPT if p.name and p.name.endswith("_form")}
+    assert drawn_alone == set(FORM_ENDPOINTS)
+
+
+@pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "plain"])
+@pytest.mark.parametrize("name", sorted(FORM_ENDPOINTS))
+def test_form_endpoints_deny_who_may_not_see_or_act(client, roles, name, htmx):
+    case = CaseFactory(state="step_8", money=True, actors=roles)
+    url = _form_endpoint_url(name, case)
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+
+    anonymous = client.get(url, **headers)
+    assert anonymous.status_code == 302
+    assert urlsplit(anonymous["Location"]).path == reverse("login")
+    client.force_login(roles["cam2"])  # another partner's CAM: the case does not exist
+    assert client.get(url, **headers).status_code == 404
+    for username in FORM_ENDPOINTS[name]:
+        client.force_login(roles[username])
+        response = client.get(url, **headers)
+        assert response.status_code == 403, username
+        assert 'id="money-form"' not in response.content.decode(), username
+    client.force_login(roles["car"])  # the counterpart: who may act gets the form
+    assert client.get(url, **headers).status_code == 200
 
 
 def test_healthz_answers_anonymously_with_status_only(client):

@@ -1,10 +1,13 @@
 """Forms CAR fills in during step 8 and for imports. Amounts are parsed as Decimals."""
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django import forms
 
+from offboarding import step_rules
 from offboarding.forms import DateField, not_in_future
 from payouts.models import OrderStatus, PaymentMethod
 from payouts.selectors import open_orders, outstanding_payouts
@@ -27,7 +30,7 @@ class CaseMoneyForm(forms.Form):
     expected_state = forms.CharField(widget=forms.HiddenInput)
     idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
 
-    def __init__(self, *args, case, payouts=None, **kwargs):
+    def __init__(self, *args, case, payouts=None, orders=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.case = case
         self.fields["expected_state"].initial = case.state
@@ -103,15 +106,19 @@ class PayInFullForm(CaseMoneyForm):
         return not_in_future(self.cleaned_data["paid_on"], "The payment date")
 
 
+def voidable(payouts) -> list:
+    """The payouts that can be voided: those with nothing paid on them."""
+    return [payout for payout in payouts if not payout.paid_amount]
+
+
 class VoidPayoutForm(CaseMoneyForm):
     payout = forms.ChoiceField(label="Payout to void")
     reason = forms.CharField(label="Why is it voided?", max_length=300)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Only a payout with nothing paid on it can be voided.
         self.fields["payout"].choices = self.payout_choices(
-            [p for p in self.payouts.values() if not p.paid_amount],
+            voidable(self.payouts.values()),
             lambda p: f"{p.reference} · {p.amount} {p.currency}",
         )
 
@@ -139,13 +146,104 @@ class ResolveOrderForm(CaseMoneyForm):
 
     def __init__(self, *args, orders=None, payouts=None, **kwargs):
         super().__init__(*args, payouts=(), **kwargs)
-        self.fields["order"].queryset = open_orders(self.case.partner)
+        order = self.fields["order"]
+        order.queryset = open_orders(self.case.partner)
+        if orders is not None:
+            # The case page has the open orders already (its balance: the same query and
+            # order), so they are offered as they are instead of read again. A submitted
+            # form is validated against the database (the queryset above).
+            order.choices = [
+                ("", order.empty_label),
+                *((o.pk, order.label_from_instance(o)) for o in orders),
+            ]
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("outcome") == OrderStatus.CANCELLED and not cleaned.get("note", "").strip():
-            self.add_error("note", "Say why the order is cancelled.")
+        if "outcome" in cleaned and (
+            problem := step_rules.order_resolution_problem(cleaned["outcome"], cleaned.get("note"))
+        ):
+            self.add_error("note", problem)
         return cleaned
+
+
+class RollUpCommissionsForm(forms.Form):
+    """Nothing to fill in: the button turns the open commissions into payouts."""
+
+    expected_state = forms.CharField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, case, payouts=None, orders=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.case = case
+        self.fields["expected_state"].initial = case.state
+
+
+@dataclass(frozen=True)
+class MoneyFormKind:
+    """One of step 8's forms: the case page offers it, and draws it when it is chosen."""
+
+    name: str  # in its URLs: /cases/<pk>/money/<name>/ and the case page's ?money=<name>
+    context_name: str  # the bound form's name in the case page's context
+    title: str
+    button: str
+    action: str  # the URL name of the view the form posts to
+    form_class: type
+    offered: Callable  # (Balance) -> bool: whether the balance has anything for it
+    button_class: str = "btn-outline-primary"
+    lead: str = ""
+
+
+MONEY_FORMS = {
+    kind.name: kind
+    for kind in (
+        MoneyFormKind(
+            "payment",
+            "payment_form",
+            "Record a payment",
+            "Record payment",
+            "add_payment",
+            PaymentForm,
+            lambda balance: bool(balance.payouts),
+        ),
+        MoneyFormKind(
+            "pay-in-full",
+            "pay_in_full_form",
+            "Pay several in full",
+            "Pay selected in full",
+            "pay_in_full",
+            PayInFullForm,
+            lambda balance: bool(balance.payouts),
+        ),
+        MoneyFormKind(
+            "void",
+            "void_form",
+            "Void a payout",
+            "Void payout",
+            "void_payout",
+            VoidPayoutForm,
+            lambda balance: bool(voidable(balance.payouts)),
+            button_class="btn-outline-danger",
+        ),
+        MoneyFormKind(
+            "commissions",
+            "roll_up_form",
+            "Create payouts from open commissions",
+            "Create payouts",
+            "roll_up_commissions",
+            RollUpCommissionsForm,
+            lambda balance: bool(balance.commissions),
+            lead="The open commissions become one payout per currency.",
+        ),
+        MoneyFormKind(
+            "order",
+            "order_form",
+            "Resolve an open order",
+            "Resolve order",
+            "resolve_order",
+            ResolveOrderForm,
+            lambda balance: bool(balance.orders),
+        ),
+    )
+}
 
 
 class LedgerImportForm(forms.Form):

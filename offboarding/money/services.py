@@ -11,10 +11,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from offboarding import access
-from offboarding.forms import date_window_problem
+from offboarding import access, step_rules
 from offboarding.models import EventKind
-from offboarding.process import CaseState, Lane
+from offboarding.process import LEDGER_STEP, Lane
 from offboarding.services import ActionRefused, CaseMovedOn, lock_case, record_event
 from partners.models import Partner
 from payouts.models import (
@@ -33,9 +32,9 @@ from payouts.money import checked_amount
 from . import guard, idempotency, overrides
 
 
-def _case_at_step_8(actor, case_id, expected_state):
+def _case_at_ledger_step(actor, case_id, expected_state):
     case = lock_case(case_id)
-    if case.state != expected_state or case.state != CaseState.STEP_8:
+    if case.state != expected_state or case.state != LEDGER_STEP.state:
         raise CaseMovedOn()
     if not access.can_perform(actor, case, Lane.CAR):
         raise ActionRefused("Only CAR can change what is paid or owed.")
@@ -92,15 +91,8 @@ def _pay(
         )
     if method not in PaymentMethod.values:
         raise ActionRefused(f"{method!r} is not a payment method.")
-    if problem := date_window_problem(paid_on, "The payment date"):  # issue 15, any caller
+    if problem := step_rules.payment_date_problem(paid_on, payout):  # the form's rule too
         raise ActionRefused(problem)
-    if paid_on > timezone.localdate():
-        raise ActionRefused(f"A payment cannot be dated in the future ({paid_on:%Y-%m-%d}).")
-    if paid_on < payout.earned_on:
-        raise ActionRefused(
-            f"{payout.reference} was earned on {payout.earned_on:%Y-%m-%d}: a payment dated "
-            f"{paid_on:%Y-%m-%d}, before it was earned, is not possible."
-        )
     cutoff = guard.offboard_date_of(payout.partner)
     after = guard.is_after(cutoff, on=paid_on)
     override = None
@@ -154,7 +146,7 @@ def _pay(
             kind=EventKind.PAYMENT_RECORDED,
             actor=actor,
             from_state=case.state,
-            step_number=8,
+            step_number=LEDGER_STEP.number,
             data={
                 "payout": payout.reference,
                 "amount": str(amount),
@@ -195,7 +187,7 @@ def record_payment(
     method: str = PaymentMethod.ACH,
     idempotency_key: uuid.UUID | None = None,
     case_id=None,
-    expected_state: str = CaseState.STEP_8,
+    expected_state: str = LEDGER_STEP.state,
     payment_system: str = "AP",
     override_reason: str = "",
 ) -> Payment:
@@ -224,7 +216,7 @@ def record_payment(
         return replayed[0]
     try:
         with transaction.atomic():
-            case = _case_at_step_8(actor, case_id, expected_state) if case_id else None
+            case = _case_at_ledger_step(actor, case_id, expected_state) if case_id else None
             if case is None:
                 _require_car(actor)
             try:
@@ -266,7 +258,7 @@ def pay_in_full(
     method: str,
     batch_reference: str,
     idempotency_key: uuid.UUID,
-    expected_state: str = CaseState.STEP_8,
+    expected_state: str = LEDGER_STEP.state,
 ) -> list[Payment]:
     """Pay several payouts in full in one batch (one transaction, all or nothing). Each line's
     reference is the batch reference and the payout's. The same batch resubmitted records
@@ -290,7 +282,7 @@ def pay_in_full(
         return replayed
     try:
         with transaction.atomic():
-            case = _case_at_step_8(actor, case_id, expected_state)
+            case = _case_at_ledger_step(actor, case_id, expected_state)
             payouts = list(
                 Payout.objects.select_for_update()
                 .select_related("partner")
@@ -299,6 +291,15 @@ def pay_in_full(
             )
             if len(payouts) != len(set(payout_ids)):
                 raise ActionRefused("Some of the chosen payouts do not belong to this partner.")
+            # Each payment's reference is "<batch>/<payout>"; say so before the database would.
+            limit = Payment._meta.get_field("reference").max_length
+            for payout in payouts:
+                if len(f"{batch_reference}/{payout.reference}") > limit:
+                    raise ActionRefused(
+                        f"The batch reference is too long for payout {payout.reference}: "
+                        f"with it, the payment's reference would exceed {limit} characters. "
+                        "Use a shorter batch reference."
+                    )
             return [
                 _pay(
                     actor=actor,
@@ -321,12 +322,12 @@ def pay_in_full(
         ) from None
 
 
-def void_payout(*, actor, case_id, payout_id, reason: str, expected_state=CaseState.STEP_8):
+def void_payout(*, actor, case_id, payout_id, reason: str, expected_state=LEDGER_STEP.state):
     reason = (reason or "").strip()
     if not reason:
         raise ActionRefused("Say why the payout is voided.")
     with transaction.atomic():
-        case = _case_at_step_8(actor, case_id, expected_state)
+        case = _case_at_ledger_step(actor, case_id, expected_state)
         try:
             payout = Payout.objects.select_for_update().get(pk=payout_id, partner=case.partner)
         except (Payout.DoesNotExist, ValueError, TypeError):
@@ -344,7 +345,7 @@ def void_payout(*, actor, case_id, payout_id, reason: str, expected_state=CaseSt
             kind=EventKind.LEDGER_CHANGED,
             actor=actor,
             from_state=case.state,
-            step_number=8,
+            step_number=LEDGER_STEP.number,
             data={"voided_payout": payout.reference, "reason": reason},
         )
     return payout
@@ -357,15 +358,13 @@ def resolve_order(
     order_id,
     outcome: str,
     note: str = "",
-    expected_state=CaseState.STEP_8,
+    expected_state=LEDGER_STEP.state,
     override_reason: str = "",
 ):
     """Settle an open order: *closed* earns its commission (a new open commission, guarded
     as any accrual), *cancelled* earns nothing and needs a note."""
-    if outcome not in (OrderStatus.CLOSED, OrderStatus.CANCELLED):
-        raise ActionRefused("An order is resolved as closed or cancelled.")
-    if outcome == OrderStatus.CANCELLED and not note.strip():
-        raise ActionRefused("Say why the order is cancelled.")
+    if problem := step_rules.order_resolution_problem(outcome, note):
+        raise ActionRefused(problem)
     try:
         return _resolve_order(actor, case_id, order_id, outcome, note, expected_state)
     except overrides.NeedsOverride as needed:
@@ -374,7 +373,7 @@ def resolve_order(
 
 def _resolve_order(actor, case_id, order_id, outcome, note, expected_state):
     with transaction.atomic():
-        case = _case_at_step_8(actor, case_id, expected_state)
+        case = _case_at_ledger_step(actor, case_id, expected_state)
         try:
             order = Order.objects.select_for_update().get(
                 pk=order_id, partner=case.partner, status=OrderStatus.OPEN
@@ -402,16 +401,16 @@ def _resolve_order(actor, case_id, order_id, outcome, note, expected_state):
             kind=EventKind.LEDGER_CHANGED,
             actor=actor,
             from_state=case.state,
-            step_number=8,
+            step_number=LEDGER_STEP.number,
             data={"order": order.reference, "outcome": outcome, "note": order.resolution_note},
         )
     return order
 
 
-def roll_up_commissions(*, actor, case_id, expected_state=CaseState.STEP_8) -> list[Payout]:
+def roll_up_commissions(*, actor, case_id, expected_state=LEDGER_STEP.state) -> list[Payout]:
     """Turn the partner's open commissions into one payout per currency, to be paid."""
     with transaction.atomic():
-        case = _case_at_step_8(actor, case_id, expected_state)
+        case = _case_at_ledger_step(actor, case_id, expected_state)
         commissions = list(
             Commission.objects.select_for_update()
             .filter(partner=case.partner, status=CommissionStatus.OPEN)
@@ -441,7 +440,7 @@ def roll_up_commissions(*, actor, case_id, expected_state=CaseState.STEP_8) -> l
             kind=EventKind.LEDGER_CHANGED,
             actor=actor,
             from_state=case.state,
-            step_number=8,
+            step_number=LEDGER_STEP.number,
             data={"payouts_created": [p.reference for p in payouts]},
         )
     return payouts

@@ -3,6 +3,7 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
+    path("cases/<int:pk>/money/<slug:form_name>/", views.money_form, name="money_form"),
     path("cases/<int:pk>/payments/", views.add_payment, name="add_payment"),
     path("cases/<int:pk>/payments/in-full/", views.pay_in_full, name="pay_in_full"),
     path("cases/<int:pk>/payouts/void/", views.void_payout, name="void_payout"),

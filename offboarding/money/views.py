@@ -2,56 +2,103 @@
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from core.safe_csv import csv_response
 from offboarding import access, selectors, visibility
 from offboarding.models import Case
+from offboarding.pages import may_change_money, money_form_shown, render_case_page
 from offboarding.process import Lane
 from offboarding.services import ActionRefused, CaseMovedOn
-from offboarding.views import render_case_page
 from payouts.selectors import final_statement, partner_payouts, payments_after_offboard_rows
 from payouts.statement_csv import statement_csv_rows
-from payouts.statement_html import statement_rows_html
 
 from . import idempotency, overrides, services
 from .console import car_console
-from .console_html import exception_rows_html, verification_items_html, waiting_rows_html
-from .forms import PayInFullForm, PaymentForm, ResolveOrderForm, VoidPayoutForm
+from .forms import MONEY_FORMS
 from .overrides import OverrideRequested
 
 
-def _money_action(request, pk, form_class, form_name, perform, success):
+def _back_to_case(request, case):
+    """The case page after a money action, loaded whole: an htmx request is told to go
+    there, as a redirect it followed itself would draw the page in the form's place."""
+    url = reverse("case_detail", args=[case.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _form_again(request, case, kind, form):
+    """A money form with what was wrong: htmx swaps it in place of the one sent; without
+    JavaScript the whole case page comes back, the form drawn in its money panel."""
+    if request.htmx:
+        # 200, not 400: htmx swaps only a successful response in.
+        return render(
+            request,
+            "offboarding/_money_form.html",
+            {"shown": money_form_shown(case, kind, form=form)},
+        )
+    return render_case_page(request, case, status=400, **{kind.context_name: form})
+
+
+@require_GET
+def money_form(request, pk, form_name):
+    """One of step 8's money forms, opened from the case page: alone for htmx, which draws
+    it in the money panel; for a plain link (no JavaScript), the case page drawing it."""
+    case = selectors.case_detail(request.user, pk)
+    kind = MONEY_FORMS.get(form_name)
+    if kind is None:
+        raise Http404("No such form.")
+    if not access.can_perform(request.user, case, Lane.CAR):
+        raise PermissionDenied("Only CAR can change what is paid or owed.")
+    if not may_change_money(request.user, case):
+        messages.warning(request, str(CaseMovedOn()))
+        return _back_to_case(request, case)
+    if request.htmx:
+        response = render(
+            request, "offboarding/_money_form.html", {"shown": money_form_shown(case, kind)}
+        )
+    else:
+        response = render_case_page(request, case, money_form=kind)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _money_action(request, pk, kind, perform, success):
     case = selectors.case_detail(request.user, pk)
     if not access.can_perform(request.user, case, Lane.CAR):
         messages.error(request, "Only CAR can change what is paid or owed.")
-        return redirect("case_detail", pk=case.pk)
+        return _back_to_case(request, case)
     # A resubmitted payment (double click, retry, second tab): its payout may be paid by
     # now, so the form offers all of the partner's payouts and the service compares the
     # request with the first one (the same: success again; another: refused).
     replay = idempotency.key_used(request.POST.get("idempotency_key"))
     if not replay and request.POST.get("expected_state") != case.state:
         messages.warning(request, str(CaseMovedOn()))
-        return redirect("case_detail", pk=case.pk)
+        return _back_to_case(request, case)
     payouts = list(partner_payouts(case.partner)) if replay else None
-    form = form_class(request.POST, case=case, payouts=payouts, auto_id=f"id_{form_name}_%s")
+    form = kind.form_class(
+        request.POST, case=case, payouts=payouts, auto_id=f"id_{kind.context_name}_%s"
+    )
     if not form.is_valid():
-        return render_case_page(request, case, status=400, **{form_name: form})
+        return _form_again(request, case, kind, form)
     try:
         perform(case, form.cleaned_data)
     except CaseMovedOn as refusal:
         messages.warning(request, str(refusal))
-        return redirect("case_detail", pk=case.pk)
+        return _back_to_case(request, case)
     except OverrideRequested as requested:
         messages.info(request, str(requested))
-        return redirect("case_detail", pk=case.pk)
+        return _back_to_case(request, case)
     except ActionRefused as refusal:
         form.add_error(None, str(refusal))
-        return render_case_page(request, case, status=400, **{form_name: form})
+        return _form_again(request, case, kind, form)
     messages.success(request, success)
-    return redirect("case_detail", pk=case.pk)
+    return _back_to_case(request, case)
 
 
 @require_POST
@@ -70,7 +117,7 @@ def add_payment(request, pk):
             override_reason=data["override_reason"],
         )
 
-    return _money_action(request, pk, PaymentForm, "payment_form", perform, "Payment recorded.")
+    return _money_action(request, pk, MONEY_FORMS["payment"], perform, "Payment recorded.")
 
 
 @require_POST
@@ -87,9 +134,7 @@ def pay_in_full(request, pk):
             expected_state=data["expected_state"],
         )
 
-    return _money_action(
-        request, pk, PayInFullForm, "pay_in_full_form", perform, "Payouts paid in full."
-    )
+    return _money_action(request, pk, MONEY_FORMS["pay-in-full"], perform, "Payouts paid in full.")
 
 
 @require_POST
@@ -103,7 +148,7 @@ def void_payout(request, pk):
             expected_state=data["expected_state"],
         )
 
-    return _money_action(request, pk, VoidPayoutForm, "void_form", perform, "Payout voided.")
+    return _money_action(request, pk, MONEY_FORMS["void"], perform, "Payout voided.")
 
 
 @require_POST
@@ -119,7 +164,7 @@ def resolve_order(request, pk):
             override_reason=data["override_reason"],
         )
 
-    return _money_action(request, pk, ResolveOrderForm, "order_form", perform, "Order resolved.")
+    return _money_action(request, pk, MONEY_FORMS["order"], perform, "Order resolved.")
 
 
 @require_POST
@@ -133,7 +178,7 @@ def roll_up_commissions(request, pk):
         messages.error(request, str(refusal))
     else:
         messages.success(request, f"{len(payouts)} payout(s) created from open commissions.")
-    return redirect("case_detail", pk=case.pk)
+    return _back_to_case(request, case)
 
 
 @require_GET
@@ -144,11 +189,7 @@ def statement(request, pk):
     data = final_statement(case)
     if request.GET.get("format") == "csv":
         return _statement_csv(case, data)
-    return render(
-        request,
-        "payouts/statement.html",
-        {"case": case, "statement": data, "statement_rows": statement_rows_html(data.lines)},
-    )
+    return render(request, "payouts/statement.html", {"case": case, "statement": data})
 
 
 def _statement_csv(case, data):
@@ -159,26 +200,19 @@ def _statement_csv(case, data):
 
 @require_GET
 def console(request):
-    if not (access.holds_lane(request.user, Lane.CAR) or access.can_read_money(request.user)):
+    if not access.can_open_car_console(request.user):
         raise PermissionDenied("The CAR console is for CAR and partner-ops managers.")
-    context = car_console(request.user)
-    context["rows_html"] = waiting_rows_html(context["rows"])
-    context["verification_html"] = verification_items_html(context["verification_queue"])
-    context["exceptions_html"] = exception_rows_html(context["exceptions"])
-    context["pending_overrides"] = list(overrides.awaiting_approval())
-    context["can_decide"] = access.holds_lane(request.user, Lane.CAR)
-    return render(request, "payouts/console.html", context)
+    return render(request, "payouts/console.html", car_console(request.user))
 
 
 @require_GET
 def payments_after_offboard(request):
     if not access.can_read_money(request.user):
         raise PermissionDenied("This report is for CAR and partner-ops managers.")
-    rows = payments_after_offboard_rows(1000)
     return render(
         request,
         "payouts/payments_after_offboard.html",
-        {"rows": rows, "rows_html": exception_rows_html(rows)},
+        {"rows": payments_after_offboard_rows(1000)},
     )
 
 

@@ -70,10 +70,9 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.roles",
+                "offboarding.context_processors.navigation",
                 "notifications.context_processors.unread_count",
             ],
-            # {% load form_html %}: {{ form|bootstrap_form }}, crispy's markup drawn in Python.
-            "libraries": {"form_html": "partnerops.form_html"},
         },
     },
 ]
@@ -89,21 +88,6 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # PostgreSQL's default (4) prices a random read as if from a spinning disk, so with
-    # today's SSDs and a cached working set it prefers hash joins over whole tables to
-    # index probes: My work read all 5,000 open cases to find one CAM's 30. 1.1 is the
-    # usual value for SSD storage; 0 leaves the server's own setting.
-    RANDOM_PAGE_COST = env_float("DATABASE_RANDOM_PAGE_COST", 1.1)
-    if RANDOM_PAGE_COST < 0:
-        raise ImproperlyConfigured(
-            f"DATABASE_RANDOM_PAGE_COST={RANDOM_PAGE_COST!r} must be 0 (server default) or more."
-        )
-    if RANDOM_PAGE_COST:
-        db_options = DATABASES["default"].setdefault("OPTIONS", {})
-        db_options["options"] = " ".join(
-            filter(None, [db_options.get("options"), f"-c random_page_cost={RANDOM_PAGE_COST:g}"])
-        )
 # ---- Database roles (issue 15, item 7): the app's role owns nothing. ----
 # DATABASE_URL is the role the web, worker and beat connect as: SELECT/INSERT/UPDATE/DELETE on
 # the tables and USAGE on the sequences only, so it cannot TRUNCATE, DROP, ALTER or disable a
@@ -139,12 +123,6 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-]
-# Django's backend with a user's permissions read in one query rather than two. Its answers
-# are final; Django's own backend follows only to keep sessions signed in through it valid.
-AUTHENTICATION_BACKENDS = [
-    "accounts.backends.ModelBackendOneQuery",
-    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "my_work"
@@ -226,6 +204,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 if not REDIS_URL:
     _CELERY_QUEUE_DIR.mkdir(parents=True, exist_ok=True)
     (VAR_DIR / "celery-processed").mkdir(parents=True, exist_ok=True)
+# The cache (the inbox's counts, notifications.selectors) is shared by the web and Celery
+# processes where Redis is: a notification sent by a worker drops the count a page kept.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "partnerops-cache",
+        }
+    }
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -305,7 +293,7 @@ from csp.constants import NONE, SELF  # noqa: E402
 
 from accounts.roles import Role  # noqa: E402  (a plain enum: importing it loads no model)
 
-INSTALLED_APPS += [  # noqa: F405
+INSTALLED_APPS += [
     "axes",
     "django_otp",
     "django_otp.plugins.otp_totp",
@@ -338,7 +326,10 @@ _after(
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")
 
 # Axes' backend first: it refuses a locked-out login before any password is checked.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *AUTHENTICATION_BACKENDS]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AXES_FAILURE_LIMIT = env_int("PARTNEROPS_LOGIN_FAILURE_LIMIT", 5)
 _cooloff_minutes = env_int("PARTNEROPS_LOGIN_COOLOFF_MINUTES", 15)
 AXES_COOLOFF_TIME = timedelta(minutes=_cooloff_minutes)

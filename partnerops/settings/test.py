@@ -17,3 +17,6 @@ WHITENOISE_AUTOREFRESH = True
 # The worker alarm (health/alarm.py) would otherwise add its queries to whichever request
 # falls on its minute; tests/test_worker_alarm.py switches it on where it tests it.
 WORKER_ALARM_ENABLED = False
+# Each test process keeps its own cache (emptied before each test, tests/conftest.py):
+# a count cached by an earlier run must not meet a new test database's reused ids.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

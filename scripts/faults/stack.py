@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -31,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
 PY = str(BIN / "python")
-PASSWORD = "partnerops-demo"
+# The demo users' published password (offboarding/demo.py, README "Demo logins").
+PASSWORD = "partnerops-demo"  # noqa: S105
 PG = ["-h", "127.0.0.1", "-U", "postgres"]
 # Every user the demo seeds (offboarding/demo.py), one per role and two of CAM and CAR.
 DEMO_USERS = ("cam", "cam2", "salesops", "car", "car2", "portaladmin", "manager", "admin")
@@ -45,7 +47,10 @@ def psql(*sql: str, database: str = "postgres") -> str:
     argv = ["psql", *PG, "-d", database, "-qtAX", "-v", "ON_ERROR_STOP=1"]
     for statement in sql:
         argv += ["-c", statement]
-    return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120).stdout
+    # No shell: the statements are this script's own, and psql is the PostgreSQL client on
+    # the PATH, as for `make db`.
+    done = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120)  # noqa: S603
+    return done.stdout
 
 
 class Stack:
@@ -66,7 +71,9 @@ class Stack:
         self.base = f"http://127.0.0.1:{http_port}"
         self.work = Path(tempfile.mkdtemp(prefix=f"faults-{name}-"))
         self.mail_log = self.work / "mail.jsonl"
-        self.redis_pidfile = Path(f"/tmp/faults-redis-{redis_port}.pid")
+        # Outside this run's work directory, so a redis-server a crashed run left behind on
+        # the port is found; in the project's var/, not a guessable name in the shared /tmp.
+        self.redis_pidfile = ROOT / "var" / f"faults-redis-{redis_port}.pid"
         self.procs: dict[str, subprocess.Popen] = {}
         self.extra_env = extra_env or {}
         self._closed = False
@@ -138,7 +145,8 @@ class Stack:
             self.manage("collectstatic", "--noinput", "-v0")
 
     def manage(self, *args: str, timeout: int = 300) -> str:
-        done = subprocess.run(
+        # No shell; the venv's python and manage.py with this script's own arguments.
+        done = subprocess.run(  # noqa: S603
             [PY, "manage.py", *args],
             cwd=ROOT,
             env=self.env(),
@@ -167,8 +175,10 @@ class Stack:
         if self.redis_pid():
             raise SystemExit(f"a redis-server of ours already runs on port {self.redis_port}")
         self._redis_started = True
-        subprocess.run(
-            [
+        self.redis_pidfile.parent.mkdir(parents=True, exist_ok=True)
+        # No shell, fixed flags; redis-server from the PATH (Debian's package).
+        subprocess.run(  # noqa: S603
+            [  # noqa: S607
                 "redis-server",
                 "--port",
                 str(self.redis_port),
@@ -193,8 +203,9 @@ class Stack:
         self.wait_for("redis to answer", self.redis_answers, seconds=20)
 
     def redis_answers(self) -> bool:
-        done = subprocess.run(
-            ["redis-cli", "-h", "127.0.0.1", "-p", str(self.redis_port), "ping"],
+        # No shell, fixed argv; redis-cli from the PATH (Debian's package).
+        done = subprocess.run(  # noqa: S603
+            ["redis-cli", "-h", "127.0.0.1", "-p", str(self.redis_port), "ping"],  # noqa: S607
             capture_output=True,
             text=True,
             timeout=5,
@@ -220,7 +231,8 @@ class Stack:
 
     def start(self, name: str, argv: list[str]) -> subprocess.Popen:
         log = open(self.work / f"{name}.log", "ab")  # noqa: SIM115 -- lives with the process
-        proc = subprocess.Popen(
+        # No shell; every caller passes the venv's gunicorn / celery with fixed flags.
+        proc = subprocess.Popen(  # noqa: S603
             argv,
             cwd=ROOT,
             env=self.env(),
@@ -251,7 +263,8 @@ class Stack:
 
     def http_answers(self) -> bool:
         try:
-            with urllib.request.urlopen(self.base + "/login/", timeout=5) as response:
+            # self.base is http://127.0.0.1:<port>, set in __init__.
+            with urllib.request.urlopen(self.base + "/login/", timeout=5) as response:  # noqa: S310
                 return response.status == 200
         except (OSError, urllib.error.URLError):
             return False
@@ -378,7 +391,7 @@ class Stack:
             with contextlib.suppress(Exception):
                 psql(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
         if not os.environ.get("FAULTS_KEEP_WORK"):
-            subprocess.run(["rm", "-rf", str(self.work)], check=False)
+            shutil.rmtree(self.work, ignore_errors=True)
 
     def __enter__(self):
         return self
@@ -437,7 +450,7 @@ class Browser:
         if method == "POST":
             headers.setdefault("X-CSRFToken", self.csrf())
             headers.setdefault("Referer", self.base + path)
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - self.base is http://127.0.0.1:<port>
             self.base + path, data=body, headers=headers, method=method
         )
         started = time.perf_counter()
@@ -509,7 +522,7 @@ def _template(action: str, name: str, static_root: str):
     stack.db = name
     stack._closed = True  # keep the database: it is the template
     stack.prepare_database()
-    subprocess.run(["rm", "-rf", str(stack.work)], check=False)
+    shutil.rmtree(stack.work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ def test_a_late_payment_is_asked_for_approved_by_a_second_car_user_then_recorded
     # CAR (the maker) tries without a reason, then asks for the override.
     ui.login("car")
     ui.case(case.pk)
+    ui.money_form("Record a payment")
     _fill_payment(_payment_form(page), payout)
     expect(page.get_by_text("Give a reason to ask a second CAR user").first).to_be_visible()
     _fill_payment(_payment_form(page), payout, reason="Earned in Q3; AP paid it late")
@@ -62,6 +63,7 @@ def test_a_late_payment_is_asked_for_approved_by_a_second_car_user_then_recorded
     # The maker records exactly what was approved.
     ui.login("car")
     ui.case(case.pk)
+    ui.money_form("Record a payment")
     _fill_payment(_payment_form(page), payout)
     ui.message("Payment recorded.")
     payment = Payment.objects.get()

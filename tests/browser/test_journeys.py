@@ -295,7 +295,7 @@ def test_money_on_the_table_paid_and_verified_by_another_car_member(ui, people):
     ui.expect_swimlane(done={1, 2, 4, 5, 6, 7}, current=8, lane="CAR", skipped={3})
 
     # One payment on the USD payout, first with a bad amount.
-    record = page.locator("form", has=page.get_by_role("button", name="Record payment"))
+    record = ui.money_form("Record a payment")
     record.get_by_label(re.compile(r"^\s*Payout\s*\*?\s*$")).select_option(str(usd.pk))
     record.get_by_label(re.compile(r"^\s*Amount paid")).fill("-5")
     record.get_by_label(re.compile(r"^\s*Paid on")).fill(today)
@@ -318,10 +318,8 @@ def test_money_on_the_table_paid_and_verified_by_another_car_member(ui, people):
     expect(money.get_by_role("row", name=re.compile(usd.reference))).to_contain_text("150.00 USD")
     expect(money).to_contain_text("100.00 USD on " + usd.reference)
 
-    # The rest in one batch. Its "Paid on" field shares its id (id_paid_on) with the payment
-    # form's, so its label points at the other form's field (the accessibility check reports
-    # it); the field is found by name here.
-    batch = page.locator("form", has=page.get_by_role("button", name="Pay selected in full"))
+    # The rest in one batch.
+    batch = ui.money_form("Pay several in full")
     for checkbox in batch.get_by_role("checkbox").all():
         checkbox.check()
     batch.locator("[name=paid_on]").fill(today)

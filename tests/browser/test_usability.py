@@ -71,7 +71,8 @@ def test_case_page_at_desktop_and_phone_widths(ui, people):
     expect(page.locator("ol.list-group-numbered li.step-current")).to_contain_text(
         "Pay out and close"
     )
-    assert_fits(page, "case page at step 8 (payment forms) at 390 px")
+    ui.money_form("Record a payment")
+    assert_fits(page, "case page at step 8 (payment form) at 390 px")
     expect(page.get_by_role("button", name="Record payment")).to_be_visible()
     ui.shoot("case-page-390-step-8")
 

@@ -203,6 +203,16 @@ class UI:
         self.message(f"Step {number} ·")
         self.check()
 
+    def money_form(self, title: str):
+        """Open one of step 8's money forms by its button in the money panel (htmx draws it
+        there, one at a time) and return the form."""
+        money = self.page.get_by_role("region", name="Money on the table")
+        money.get_by_role("link", name=title, exact=True).click()
+        drawn = self.page.locator("#money-form")
+        expect(drawn.get_by_role("heading", name=title, exact=True)).to_be_visible()
+        self.check()
+        return drawn.locator("form")
+
     def inbox_entry(self, text: str):
         """Open the inbox from the navigation and return the entry containing `text`."""
         expect(self.page.locator("#unread-count")).to_be_visible()
