@@ -204,16 +204,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 if not REDIS_URL:
     _CELERY_QUEUE_DIR.mkdir(parents=True, exist_ok=True)
     (VAR_DIR / "celery-processed").mkdir(parents=True, exist_ok=True)
-# The cache (the inbox's counts, notifications.selectors) is shared by the web and Celery
-# processes where Redis is: a notification sent by a worker drops the count a page kept.
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "partnerops-cache",
-        }
-    }
+# The cache (the inbox's counts, notifications.selectors) is Django's default, each process's
+# own memory: never Redis, so a broker outage cannot fail a click that notifies someone.
+# A count another process cached may lag its inbox by INBOX_COUNT_SECONDS at most.
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_IGNORE_RESULT = True
