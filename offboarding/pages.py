@@ -16,7 +16,6 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
-from payouts.models import CommissionStatus, OrderStatus, PayoutStatus
 from payouts.selectors import open_balance
 
 from . import access, selectors
@@ -45,16 +44,13 @@ class BalanceLine:
 
 
 def balance_lines(balance) -> list[BalanceLine]:
-    payout_status = dict(PayoutStatus.choices)
-    commission_status = dict(CommissionStatus.choices)
-    order_status = dict(OrderStatus.choices)
     return [
         *(
             BalanceLine(
                 p.reference,
                 p.description,
                 "Payout",
-                payout_status.get(p.status, p.status),
+                p.get_status_display(),
                 p.paid_amount or None,
                 p.remaining,
                 p.currency,
@@ -66,7 +62,7 @@ def balance_lines(balance) -> list[BalanceLine]:
                 c.reference,
                 f"{c.period_start:%Y-%m-%d}–{c.period_end:%Y-%m-%d}",
                 "Commission",
-                commission_status.get(c.status, c.status),
+                c.get_status_display(),
                 None,
                 c.amount,
                 c.currency,
@@ -78,7 +74,7 @@ def balance_lines(balance) -> list[BalanceLine]:
                 o.reference,
                 None,
                 "Open order",
-                order_status.get(o.status, o.status),
+                o.get_status_display(),
                 None,
                 o.amount,
                 o.currency,
